@@ -1,0 +1,137 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+from . import services
+from .models import ApiKey, Scope
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "scopes", "active", "expires_at", "rate_limit_per_minute"]
+
+    def clean_scopes(self) -> list[str]:
+        try:
+            return services.validate_scopes(self.cleaned_data["scopes"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+class ExpiryFilter(admin.SimpleListFilter):
+    title = "expiry"
+    parameter_name = "expiry"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("expired", "Expired"), ("expiring", "Expires later"), ("never", "Never expires")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        now = timezone.now()
+        match self.value():
+            case "expired":
+                return queryset.filter(expires_at__lte=now)
+            case "expiring":
+                return queryset.filter(expires_at__gt=now)
+            case "never":
+                return queryset.filter(expires_at__isnull=True)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ["name", "key_id", "scope_list", "active", "expires_at", "rate_limit_per_minute", "last_used_at"]
+    list_filter = ["active", ExpiryFilter, "created_at", "last_used_at"]
+    search_fields = ["name", "key_id"]
+    readonly_fields = ["key_id", "created_at", "last_used_at", "secret_rotated_at", "revoked_at"]
+    actions = ["revoke_selected"]
+    change_form_template = "admin/apikeys/apikey/change_form.html"
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiKey) -> str:
+        return ", ".join(obj.scopes)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+        return self.readonly_fields if obj else []
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            obj.key_id = services.generate_key_id()
+            request.new_api_secret = services.assign_new_secret(obj)
+        elif "active" in form.changed_data:
+            obj.revoked_at = None if obj.active else timezone.now()
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
+        return self._secret_page(request, obj, request.new_api_secret, "API key created")
+
+    def _secret_page(self, request: HttpRequest, obj: ApiKey, secret: str, title: str) -> HttpResponse:
+        """The only page that ever shows a secret; not cached, not stored anywhere."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.opts,
+            "original": obj,
+            "secret": secret,
+            "change_url": reverse("admin:apikeys_apikey_change", args=[obj.pk]),
+        }
+        response = TemplateResponse(request, "admin/apikeys/apikey/secret.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/rotate/", wrap(never_cache(self.rotate_view)), name="apikeys_apikey_rotate"),
+            path("<int:pk>/revoke/", wrap(never_cache(self.revoke_view)), name="apikeys_apikey_revoke"),
+            *super().get_urls(),
+        ]
+
+    def _key_for_change(self, request: HttpRequest, pk: int) -> ApiKey:
+        key = get_object_or_404(ApiKey, pk=pk)
+        if not self.has_change_permission(request, key):
+            raise PermissionDenied
+        return key
+
+    def rotate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        key = self._key_for_change(request, pk)
+        if request.method == "POST":
+            secret = services.rotate_secret(key)
+            self.log_change(request, key, "Rotated the secret.")
+            return self._secret_page(request, key, secret, "API key secret rotated")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Rotate secret",
+            "opts": self.opts,
+            "original": key,
+        }
+        return TemplateResponse(request, "admin/apikeys/apikey/rotate_confirm.html", context)
+
+    def revoke_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        key = self._key_for_change(request, pk)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:apikeys_apikey_change", args=[key.pk]))
+        services.revoke(key)
+        self.log_change(request, key, "Revoked.")
+        self.message_user(request, f"Revoked {key}. Requests signed with it are now refused.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:apikeys_apikey_changelist"))
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = 0
+        for key in queryset.filter(active=True):
+            services.revoke(key)
+            self.log_change(request, key, "Revoked.")
+            count += 1
+        self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)

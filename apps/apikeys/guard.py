@@ -1,0 +1,123 @@
+"""Per-request bookkeeping for signed requests, in one Redis round trip.
+
+One pipeline answers everything the hot path needs from shared state:
+- the key's cache generation (bumped on every change, so all processes drop a stale cached key),
+- the replay guard (SET NX on the signature for the timestamp window),
+- the per-key rate-limit counter (fixed one-minute windows),
+- whether this process should record `last_used_at` (at most once a minute per key).
+
+Without Redis (the embedded default) the same answers come from process memory, which is
+correct for the single web process the run command then starts.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from apps.core.redis import get_redis
+
+PREFIX = "rtcstack:apikey:"
+LAST_USED_INTERVAL_SECONDS = 60
+RATE_WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    generation: int
+    first_seen: bool = True
+    request_count: int = 0
+    window_resets_in: int = 0
+    touch_last_used: bool = False
+
+
+class Guard(Protocol):
+    def generation(self, key_id: str) -> int: ...
+
+    def bump(self, key_id: str) -> None: ...
+
+    def check(self, key_id: str, signature: str, *, window: int, rate_limited: bool) -> Verdict: ...
+
+
+class RedisGuard:
+    def __init__(self, client) -> None:  # noqa: ANN001 - redis.Redis
+        self.client = client
+
+    def generation(self, key_id: str) -> int:
+        return int(self.client.get(f"{PREFIX}gen:{key_id}") or 0)
+
+    def bump(self, key_id: str) -> None:
+        self.client.incr(f"{PREFIX}gen:{key_id}")
+
+    def check(self, key_id: str, signature: str, *, window: int, rate_limited: bool) -> Verdict:
+        now = int(time.time())
+        window_start = now - now % RATE_WINDOW_SECONDS
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(f"{PREFIX}gen:{key_id}")
+        pipe.set(f"{PREFIX}seen:{signature}", 1, nx=True, ex=window)
+        pipe.set(f"{PREFIX}used:{key_id}", 1, nx=True, ex=LAST_USED_INTERVAL_SECONDS)
+        if rate_limited:
+            counter = f"{PREFIX}rate:{key_id}:{window_start}"
+            pipe.incr(counter)
+            pipe.expire(counter, RATE_WINDOW_SECONDS + 1)
+        results = pipe.execute()
+        return Verdict(
+            generation=int(results[0] or 0),
+            first_seen=bool(results[1]),
+            touch_last_used=bool(results[2]),
+            request_count=int(results[3]) if rate_limited else 0,
+            window_resets_in=window_start + RATE_WINDOW_SECONDS - now,
+        )
+
+
+class MemoryGuard:
+    """The embedded default: same semantics, one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generations: dict[str, int] = {}
+        self._expiring: dict[str, float] = {}
+        self._counters: dict[str, int] = {}
+
+    def generation(self, key_id: str) -> int:
+        return self._generations.get(key_id, 0)
+
+    def bump(self, key_id: str) -> None:
+        with self._lock:
+            self._generations[key_id] = self._generations.get(key_id, 0) + 1
+
+    def _set_nx(self, name: str, ttl: float, now: float) -> bool:
+        if self._expiring.get(name, 0) > now:
+            return False
+        self._expiring[name] = now + ttl
+        return True
+
+    def check(self, key_id: str, signature: str, *, window: int, rate_limited: bool) -> Verdict:
+        now = time.time()
+        window_start = int(now) - int(now) % RATE_WINDOW_SECONDS
+        with self._lock:
+            if len(self._expiring) > 100_000:
+                self._expiring = {k: t for k, t in self._expiring.items() if t > now}
+            first_seen = self._set_nx(f"seen:{signature}", window, now)
+            touch = self._set_nx(f"used:{key_id}", LAST_USED_INTERVAL_SECONDS, now)
+            count = 0
+            if rate_limited:
+                counter = f"{key_id}:{window_start}"
+                if counter not in self._counters:
+                    self._counters = {k: v for k, v in self._counters.items() if k.endswith(f":{window_start}")}
+                count = self._counters[counter] = self._counters.get(counter, 0) + 1
+        return Verdict(
+            generation=self.generation(key_id),
+            first_seen=first_seen,
+            touch_last_used=touch,
+            request_count=count,
+            window_resets_in=window_start + RATE_WINDOW_SECONDS - int(now),
+        )
+
+
+_memory_guard = MemoryGuard()
+
+
+def get_guard() -> Guard:
+    client = get_redis()
+    return RedisGuard(client) if client is not None else _memory_guard

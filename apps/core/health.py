@@ -1,0 +1,82 @@
+"""Dependency checks for GET /v1/health. Each check reports; none raises."""
+
+import logging
+from collections.abc import Callable
+
+import requests
+from django.conf import settings
+from django.db import connection
+
+from .redis import get_redis
+
+logger = logging.getLogger(__name__)
+
+OK = "ok"
+NOT_CONFIGURED = "not_configured"
+UNREACHABLE = "unreachable"
+HTTP_TIMEOUT_SECONDS = 1.5
+
+
+def check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return OK
+    except Exception as exc:  # noqa: BLE001 - health reports any failure
+        logger.warning("Health: database check failed: %s", exc.__class__.__name__)
+        return UNREACHABLE
+
+
+def check_redis() -> str:
+    client = get_redis()
+    if client is None:
+        return NOT_CONFIGURED
+    try:
+        client.ping()
+        return OK
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("Health: Redis check failed: %s", exc.__class__.__name__)
+        return UNREACHABLE
+
+
+def _check_http(base_url: str, path: str) -> str:
+    if not base_url:
+        return NOT_CONFIGURED
+    try:
+        response = requests.get(base_url.rstrip("/") + path, timeout=HTTP_TIMEOUT_SECONDS)
+    except requests.RequestException:
+        return UNREACHABLE
+    return OK if response.status_code < 500 else UNREACHABLE
+
+
+def check_livekit() -> str:
+    return _check_http(settings.LIVEKIT_URL, "/")
+
+
+def check_whisper() -> str:
+    return _check_http(settings.WHISPER_URL, "/health")
+
+
+def check_storage() -> str:
+    # Recording storage arrives with the recordings app.
+    return NOT_CONFIGURED
+
+
+CHECKS: dict[str, Callable[[], str]] = {
+    "database": check_database,
+    "redis": check_redis,
+    "livekit": check_livekit,
+    "storage": check_storage,
+    "whisper": check_whisper,
+}
+# A deployment cannot serve /v1 without these; the others only limit features.
+ESSENTIAL = ("database", "redis")
+
+
+def report() -> tuple[dict, bool]:
+    checks = {name: check() for name, check in CHECKS.items()}
+    healthy = all(checks[name] in (OK, NOT_CONFIGURED) for name in ESSENTIAL)
+    degraded = any(state == UNREACHABLE for state in checks.values())
+    capabilities = {"transcriptionLive": False, "transcriptionPost": False, "recording": False}
+    status = "error" if not healthy else ("degraded" if degraded else "ok")
+    return {"status": status, "checks": checks, "capabilities": capabilities}, healthy

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+
+from apps.core.problems import unknown_endpoint
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("v1/", include("apps.core.urls")),
+    path("v1/", include("apps.rooms.urls")),
+    re_path(r"^v1/", unknown_endpoint),
+]
+
+handler400 = "apps.core.problems.bad_request"
+handler403 = "apps.core.problems.permission_denied"
+handler404 = "apps.core.problems.page_not_found"
+handler500 = "apps.core.problems.server_error"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install the test tools, start PostgreSQL and Redis if they are not running, lint, and run the tests.
+set -euo pipefail
+cd "$(dirname "$0")"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+scripts/ensure-services.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+exec .venv/bin/python -m pytest "$@"
