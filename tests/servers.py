@@ -1,0 +1,68 @@
+"""Real servers for end-to-end tests: the project's WSGI app under granian, as in production."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_environment() -> dict[str, str]:
+    """The test process's settings for a child process: same (test) database, Redis and secrets."""
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="rtcstack_site.settings",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        SECRET_KEY=settings.SECRET_KEY,
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="0",
+        LIVEKIT_API_KEY=settings.LIVEKIT_API_KEY,
+        LIVEKIT_API_SECRET=settings.LIVEKIT_API_SECRET,
+        LIVEKIT_PUBLIC_URL=settings.LIVEKIT_PUBLIC_URL,
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+@contextmanager
+def granian_wsgi(workers: int = 2) -> Iterator[str]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--blocking-threads", "1", "--log-level", "warning",
+        "rtcstack_site.wsgi:application",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=server_environment())
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(base_url + "/v1/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("granian did not start")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
