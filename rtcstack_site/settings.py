@@ -36,13 +36,15 @@ INSTALLED_APPS = [
     "apps.rooms",
 ]
 
+# Django's standard stack; the Site* ones are skipped for /v1 (see apps/core/middleware.py). CSRF and
+# clickjacking protection stay as Django's own classes, which its deploy checks look for by name.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "apps.core.middleware.SiteSessionMiddleware",
+    "apps.core.middleware.SiteCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.core.middleware.SiteAuthenticationMiddleware",
+    "apps.core.middleware.SiteMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

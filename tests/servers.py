@@ -55,9 +55,9 @@ def granian_wsgi(workers: int = 2) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(base_url + "/v1/health", timeout=1).status_code == 200:
+                if requests.get(base_url + "/v1/health", timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("granian did not start")

@@ -43,9 +43,9 @@ def test_serve_runs_api_admin_and_worker_on_sqlite_without_redis(tmp_path) -> No
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                health = requests.get(base + "/v1/health", timeout=1)
+                health = requests.get(base + "/v1/health", timeout=10)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 assert process.poll() is None, process.stdout.read()
                 time.sleep(0.3)
         assert health.status_code == 200

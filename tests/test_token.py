@@ -159,3 +159,18 @@ def test_server_error_is_a_problem_without_trace(api: SignedClient, monkeypatch)
     assert "boom" not in response.content.decode()
     assert "Traceback" not in response.content.decode()
     assert body["type"].endswith("/internal-error")
+
+
+def test_shared_serializer_fields_keep_no_state_between_requests() -> None:
+    """TokenRequestSerializer binds its fields once per class; instances must still be independent."""
+    from apps.rooms.serializers import TokenRequestSerializer
+
+    bad = TokenRequestSerializer(data={"roomId": "r", "role": "nope"})
+    good = TokenRequestSerializer(data={**BASE, "role": "viewer", "displayName": "X"})
+    assert not bad.is_valid()
+    assert good.is_valid(), good.errors
+    assert set(bad.errors) == {"userId", "role"}
+    assert good.to_token_args()["role"] == "viewer"
+    assert good.fields is bad.fields
+    with pytest.raises(TypeError):
+        TokenRequestSerializer(data={}, partial=True)

@@ -3,12 +3,14 @@ from typing import Any
 import orjson
 from rest_framework import serializers
 
+from apps.core.serializers import InputSerializer
+
 from .livekit import Role
 
 MAX_METADATA_BYTES = 64 * 1024
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class TokenRequestSerializer(InputSerializer):
     roomId = serializers.CharField(max_length=256)
     userId = serializers.CharField(max_length=256)
     name = serializers.CharField(max_length=256, required=False, allow_blank=True)
