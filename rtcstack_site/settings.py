@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "channels",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -50,6 +51,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "rtcstack_site.urls"
 WSGI_APPLICATION = "rtcstack_site.wsgi.application"
+ASGI_APPLICATION = "rtcstack_site.asgi.application"
 
 TEMPLATES = [
     {
@@ -78,16 +80,18 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Redis: replay guard, rate limits, key-cache invalidation, cache, Celery broker.
-# Unset means the embedded defaults: in-process guards and cache, Celery on the filesystem.
+# Redis: replay guard, rate limits, key-cache invalidation, cache, Channels layer, Celery broker.
+# Unset means the embedded defaults: in-process guards, cache and channel layer, Celery on the filesystem.
 REDIS_URL = env_str("REDIS_URL")
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(VAR_DIR / "celery" / "queue"),

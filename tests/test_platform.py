@@ -21,7 +21,7 @@ TOKEN_BODY = {"roomId": "r", "userId": "u", "role": "host"}
 
 def embedded_environment(var_dir) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
-    env.update(DEBUG="1", RTCSTACK_VAR_DIR=str(var_dir))
+    env.update(DEBUG="1", RTCSTACK_VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="rtcstack_site.settings")
     return env
 
 
