@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.apikeys",
     "apps.rooms",
+    "apps.webhooks",
 ]
 
 # Django's standard stack; the Site* ones are skipped for /v1 (see apps/core/middleware.py). CSRF and

@@ -7,6 +7,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include("apps.core.urls")),
     path("v1/", include("apps.rooms.urls")),
+    path("v1/", include("apps.webhooks.urls")),
     re_path(r"^v1/", unknown_endpoint),
 ]
 

@@ -127,7 +127,7 @@ def test_embedded_guard_refuses_replays_without_redis(settings, api) -> None:
 
 def test_rotating_the_encryption_key_keeps_old_secrets_readable(settings, db) -> None:
     from apps.apikeys import services
-    from apps.apikeys.crypto import decrypt_secret
+    from apps.core.crypto import decrypt_secret
 
     old_key = Fernet.generate_key().decode()
     settings.API_KEY_ENCRYPTION_KEYS = [old_key]

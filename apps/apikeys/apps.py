@@ -11,7 +11,9 @@ class ApiKeysConfig(AppConfig):
     verbose_name = "API keys"
 
     def ready(self) -> None:
-        from . import checks, crypto, keystore  # noqa: F401 - registers the system checks
+        from apps.core import crypto
+
+        from . import checks, keystore  # noqa: F401 - registers the system checks
         from .models import ApiKey
         from .signals import invalidate_cached_key
 

@@ -8,7 +8,8 @@ the key. Revocation and rotation therefore take effect at once in every process.
 import threading
 from dataclasses import dataclass
 
-from .crypto import decrypt_secret
+from apps.core.crypto import decrypt_secret
+
 from .guard import Guard
 from .models import ApiKey, Scope
 

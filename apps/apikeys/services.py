@@ -7,7 +7,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from .crypto import encrypt_secret
+from apps.core.crypto import encrypt_secret
+
 from .models import ApiKey, Scope
 
 KEY_ID_PREFIX = "rk_"

@@ -1,4 +1,4 @@
-"""Encryption of API-key secrets at rest with Fernet (AES + HMAC, from `cryptography`).
+"""Encryption of stored secrets (API keys, webhook endpoints) at rest with Fernet (AES + HMAC).
 
 API_KEY_ENCRYPTION_KEYS lists Fernet keys newest first: the first encrypts, all decrypt, so
 operators can rotate the encryption key without re-issuing API keys.
