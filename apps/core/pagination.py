@@ -1,0 +1,30 @@
+"""limit/offset pagination for /v1 list endpoints: `{"total": n, "<items>": [...], "limit", "offset"}`."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+from rest_framework.request import Request
+
+from .serializers import InputSerializer
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class PageQuerySerializer(InputSerializer):
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
+    offset = serializers.IntegerField(min_value=0, default=0)
+
+
+def paginate(
+    request: Request, items: QuerySet | Sequence, key: str, render: Callable[[Any], dict[str, Any]]
+) -> dict[str, Any]:
+    """One page of `items` rendered with `render`, plus the total; bad limit/offset is a 400 problem."""
+    query = PageQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    limit, offset = query.validated_data["limit"], query.validated_data["offset"]
+    total = items.count() if isinstance(items, QuerySet) else len(items)
+    page = items[offset : offset + limit]
+    return {"total": total, key: [render(item) for item in page], "limit": limit, "offset": offset}
