@@ -1,6 +1,7 @@
 """Typed readers for environment variables; every setting's default is documented in the README."""
 
 import os
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -39,3 +40,25 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def s3_storage(
+    *, bucket: str, endpoint_url: str, access_key: str, secret_key: str, region: str, url_ttl: int
+) -> dict[str, Any]:
+    """django-storages' S3 backend for recordings: private objects, presigned URLs, path-style addressing."""
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url or None,
+            "access_key": access_key or None,
+            "secret_key": secret_key or None,
+            "region_name": region,
+            "addressing_style": "path",
+            "signature_version": "s3v4",
+            "querystring_auth": True,
+            "querystring_expire": url_ttl,
+            "file_overwrite": False,
+            "default_acl": None,
+        },
+    }

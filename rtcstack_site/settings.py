@@ -5,7 +5,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_int, env_list, env_str, s3_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RTCSTACK_VAR_DIR", str(BASE_DIR / "var")))
@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.apikeys",
     "apps.rooms",
+    "apps.recordings",
     "apps.webhooks",
 ]
 
@@ -121,6 +122,36 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 
+# Recording files: an S3-compatible bucket when S3_BUCKET is set, else local files under var/.
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL")
+S3_BUCKET = env_str("S3_BUCKET")
+S3_ACCESS_KEY_ID = env_str("S3_ACCESS_KEY_ID")
+S3_SECRET_ACCESS_KEY = env_str("S3_SECRET_ACCESS_KEY")
+S3_REGION = env_str("S3_REGION", "us-east-1")
+RECORDING_URL_TTL_SECONDS = env_int("RECORDING_URL_TTL_SECONDS", 900)
+RECORDING_UPLOAD_MAX_BYTES = env_int("RECORDING_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
+# Signed requests hash the whole body, so an upload is read into memory: allow that much, no more.
+DATA_UPLOAD_MAX_MEMORY_SIZE = RECORDING_UPLOAD_MAX_BYTES + 64 * 1024
+if S3_BUCKET:
+    RECORDINGS_STORAGE = s3_storage(
+        bucket=S3_BUCKET,
+        endpoint_url=S3_ENDPOINT_URL,
+        access_key=S3_ACCESS_KEY_ID,
+        secret_key=S3_SECRET_ACCESS_KEY,
+        region=S3_REGION,
+        url_ttl=RECORDING_URL_TTL_SECONDS,
+    )
+else:
+    RECORDINGS_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "recordings")},
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "recordings": RECORDINGS_STORAGE,
+}
+
 # Security: secure defaults whenever DEBUG is off; each can be overridden by its variable.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", True) else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
@@ -164,6 +195,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "IngressTypeEnum": ["rtmp", "whip"],
+        "TrackTypeEnum": ["audio", "video", "data"],
+    },
 }
 
 # LiveKit. LIVEKIT_WSS_URL is the reference implementation's name for LIVEKIT_PUBLIC_URL.
@@ -172,6 +207,7 @@ LIVEKIT_PUBLIC_URL = env_str("LIVEKIT_PUBLIC_URL") or env_str("LIVEKIT_WSS_URL")
 LIVEKIT_API_KEY = env_str("LIVEKIT_API_KEY", "devkey" if DEBUG else "")
 LIVEKIT_API_SECRET = env_str("LIVEKIT_API_SECRET", "secret" if DEBUG else "")
 TOKEN_TTL_SECONDS = env_int("TOKEN_TTL_SECONDS", 21_600)
+LIVEKIT_TIMEOUT_SECONDS = env_int("LIVEKIT_TIMEOUT_SECONDS", 5)
 
 # Whisper (reported by /v1/health; used by the transcription apps).
 WHISPER_URL = env_str("WHISPER_URL")
@@ -185,3 +221,20 @@ API_KEY_DEFAULT_RATE_LIMIT = env_int("API_KEY_DEFAULT_RATE_LIMIT", 1200)
 # The operator account the run command creates on first start.
 RTCSTACK_ADMIN_USERNAME = env_str("RTCSTACK_ADMIN_USERNAME", "admin")
 RTCSTACK_ADMIN_EMAIL = env_str("RTCSTACK_ADMIN_EMAIL", "")
+
+# --- Outgoing webhooks (apps/webhooks) ---------------------------------------------------------------
+# Refuse endpoint URLs that resolve to private, loopback, link-local, multicast or reserved addresses.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+# Seconds to wait for a receiver (connect and each read).
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# Seconds before each retry after a failed attempt (default 30 s … 6 h, about 8.7 h in all): len + 1 attempts,
+# then the delivery fails.
+try:
+    WEBHOOK_RETRY_DELAYS = [
+        int(s) for s in env_list("WEBHOOK_RETRY_DELAYS", ["30", "120", "600", "1800", "7200", "21600"])
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured("WEBHOOK_RETRY_DELAYS must be comma-separated whole seconds") from exc
+if any(delay < 0 for delay in WEBHOOK_RETRY_DELAYS) or WEBHOOK_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("WEBHOOK_RETRY_DELAYS must not be negative and WEBHOOK_TIMEOUT_SECONDS must be positive")
+# --- end of outgoing webhooks ------------------------------------------------------------------------

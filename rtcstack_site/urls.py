@@ -2,11 +2,14 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from apps.core.problems import unknown_endpoint
+from apps.recordings import views as recording_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("recordings/download/<str:token>", recording_views.download, name="recording-download"),
     path("v1/", include("apps.core.urls")),
     path("v1/", include("apps.rooms.urls")),
+    path("v1/", include("apps.recordings.urls")),
     path("v1/", include("apps.webhooks.urls")),
     re_path(r"^v1/", unknown_endpoint),
 ]

@@ -1,4 +1,5 @@
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,9 +40,14 @@ class SignedClient:
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
         self.client = Client()
+        self.sequence = 0
 
     def headers(self, method: str, path: str, body: bytes = b"", **overrides: Any) -> dict[str, str]:
+        """Signed headers; repeated identical requests get successive timestamps, as a retrying client would."""
         creds = overrides.pop("credentials", self.credentials)
+        if "timestamp" not in overrides:
+            self.sequence += 1
+            overrides["timestamp"] = int(time.time()) + self.sequence % 200
         return signed_headers(creds.key_id, creds.secret, method, path, body, **overrides)
 
     def send(
@@ -95,3 +101,53 @@ def problem(response: Any) -> dict[str, Any]:
 
 def bump_generation(key_id: str) -> None:
     get_guard().bump(key_id)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    from .servers import moto_s3
+
+    with moto_s3() as config:
+        yield config
+
+
+@pytest.fixture
+def s3(s3_server: dict[str, str], settings: Any) -> dict[str, str]:
+    """Recordings stored in the moto S3 server, configured as S3_* settings would configure them."""
+    from rtcstack_site.env import s3_storage
+
+    for name, value in s3_server.items():
+        setattr(settings, name, value)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "recordings": s3_storage(
+            bucket=s3_server["S3_BUCKET"],
+            endpoint_url=s3_server["S3_ENDPOINT_URL"],
+            access_key=s3_server["S3_ACCESS_KEY_ID"],
+            secret_key=s3_server["S3_SECRET_ACCESS_KEY"],
+            region=s3_server["S3_REGION"],
+            url_ttl=settings.RECORDING_URL_TTL_SECONDS,
+        ),
+    }
+    return s3_server
+
+
+@pytest.fixture(scope="session")
+def livekit_server() -> Iterator[Any]:
+    from django.conf import settings as django_settings
+
+    from .livekit_standin import LiveKitStandIn
+
+    with LiveKitStandIn(django_settings.LIVEKIT_API_KEY, django_settings.LIVEKIT_API_SECRET) as server:
+        yield server
+
+
+@pytest.fixture
+def livekit(livekit_server: Any, settings: Any) -> Iterator[Any]:
+    """The LiveKit stand-in, fresh for each test, as LIVEKIT_URL."""
+    livekit_server.reset()
+    livekit_server.delay_seconds = 0.0
+    livekit_server.start()
+    settings.LIVEKIT_URL = livekit_server.url
+    yield livekit_server
+    livekit_server.start()

@@ -66,3 +66,41 @@ def granian_wsgi(workers: int = 2) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@contextmanager
+def moto_s3(bucket: str = "recordings") -> Iterator[dict[str, str]]:
+    """A real S3-compatible server on loopback (moto's server mode) with one bucket; yields S3_* settings."""
+    import boto3
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(endpoint, timeout=1)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.2)
+        config = {
+            "S3_ENDPOINT_URL": endpoint,
+            "S3_BUCKET": bucket,
+            "S3_ACCESS_KEY_ID": "testing",
+            "S3_SECRET_ACCESS_KEY": "testing-secret",
+            "S3_REGION": "us-east-1",
+        }
+        boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing-secret",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=bucket)  # fmt: skip
+        yield config
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -83,10 +83,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
             "title": title,
             "opts": self.opts,
             "original": obj,
+            "details_before": [("Name", obj.name)],
+            "id_label": "Key ID (X-Api-Key)",
+            "id_value": obj.key_id,
             "secret": secret,
-            "change_url": reverse("admin:apikeys_apikey_change", args=[obj.pk]),
+            "details_after": [("Scopes", ", ".join(obj.scopes))],
+            "back_url": reverse("admin:apikeys_apikey_change", args=[obj.pk]),
+            "back_label": "I have stored the secret — back to the key",
         }
-        response = TemplateResponse(request, "admin/apikeys/apikey/secret.html", context)
+        response = TemplateResponse(request, "admin/secret_shown_once.html", context)
         response["Cache-Control"] = "no-store"
         return response
 

@@ -10,6 +10,14 @@ from .livekit import Role
 MAX_METADATA_BYTES = 64 * 1024
 
 
+def metadata_as_text(value: Any) -> str:
+    """LiveKit metadata is a string: JSON values are sent as their JSON text, strings as they are."""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    if len(text.encode()) > MAX_METADATA_BYTES:
+        raise serializers.ValidationError(f"Metadata may be at most {MAX_METADATA_BYTES} bytes.")
+    return text
+
+
 class TokenRequestSerializer(InputSerializer):
     roomId = serializers.CharField(max_length=256)
     userId = serializers.CharField(max_length=256)
@@ -24,10 +32,7 @@ class TokenRequestSerializer(InputSerializer):
     )
 
     def validate_metadata(self, value: Any) -> str:
-        text = value if isinstance(value, str) else orjson.dumps(value).decode()
-        if len(text.encode()) > MAX_METADATA_BYTES:
-            raise serializers.ValidationError(f"Metadata may be at most {MAX_METADATA_BYTES} bytes.")
-        return text
+        return metadata_as_text(value)
 
     def to_token_args(self) -> dict[str, Any]:
         data = self.validated_data
@@ -47,3 +52,122 @@ class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="LiveKit access token (JWT)")
     url = serializers.CharField(help_text="LiveKit WebSocket URL for clients")
     expiresAt = serializers.DateTimeField()
+
+
+class CreateRoomSerializer(InputSerializer):
+    name = serializers.CharField(max_length=256)
+    maxParticipants = serializers.IntegerField(required=False, min_value=1)
+    emptyTimeout = serializers.IntegerField(
+        required=False, min_value=1, help_text="Seconds before an empty room closes."
+    )
+    metadata = serializers.JSONField(required=False)
+
+    def validate_metadata(self, value: Any) -> str:
+        return metadata_as_text(value)
+
+
+class MuteSerializer(InputSerializer):
+    trackSid = serializers.CharField(max_length=64)
+    muted = serializers.BooleanField(default=True)
+
+
+class CreateIngressSerializer(InputSerializer):
+    type = serializers.ChoiceField(choices=["rtmp", "whip"], default="rtmp")
+    name = serializers.CharField(max_length=256, required=False, allow_blank=True, default="")
+    participantId = serializers.CharField(
+        max_length=256, required=False, default="ingress", help_text="Identity the stream appears under in the room."
+    )
+    participantName = serializers.CharField(max_length=256, required=False, allow_blank=True, default="")
+
+
+# Response shapes, for the OpenAPI schema (the services build the JSON).
+class TrackSerializer(serializers.Serializer):
+    trackSid = serializers.CharField()
+    type = serializers.ChoiceField(choices=["audio", "video", "data"])
+    source = serializers.CharField()
+    name = serializers.CharField()
+    muted = serializers.BooleanField()
+
+
+class ParticipantSerializer(serializers.Serializer):
+    participantId = serializers.CharField(help_text="The participant's identity (the token's userId).")
+    sid = serializers.CharField()
+    name = serializers.CharField()
+    state = serializers.CharField()
+    metadata = serializers.CharField()
+    joinedAt = serializers.DateTimeField(allow_null=True)
+    tracks = TrackSerializer(many=True)
+
+
+class RoomSessionSerializer(serializers.Serializer):
+    sid = serializers.CharField()
+    startedAt = serializers.DateTimeField()
+    endedAt = serializers.DateTimeField(allow_null=True)
+    durationSeconds = serializers.IntegerField(allow_null=True)
+    peakParticipants = serializers.IntegerField()
+
+
+class RoomSerializer(serializers.Serializer):
+    roomId = serializers.CharField()
+    sid = serializers.CharField()
+    numParticipants = serializers.IntegerField()
+    numPublishers = serializers.IntegerField()
+    maxParticipants = serializers.IntegerField()
+    emptyTimeout = serializers.IntegerField()
+    metadata = serializers.CharField()
+    activeRecording = serializers.BooleanField()
+    createdAt = serializers.DateTimeField(allow_null=True)
+
+
+class RoomDetailSerializer(RoomSerializer):
+    sessions = RoomSessionSerializer(many=True, help_text="The latest sessions, newest first.")
+
+
+class RoomPageSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    rooms = RoomSerializer(many=True)
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+
+
+class ParticipantPageSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    participants = ParticipantSerializer(many=True)
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+
+
+class IngressSerializer(serializers.Serializer):
+    ingressId = serializers.CharField()
+    roomId = serializers.CharField()
+    type = serializers.ChoiceField(choices=["rtmp", "whip"])
+    name = serializers.CharField()
+    url = serializers.CharField(help_text="Where the encoder sends the stream.")
+    streamKey = serializers.CharField()
+    participantId = serializers.CharField()
+    participantName = serializers.CharField()
+
+
+class IngressPageSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    ingresses = IngressSerializer(many=True)
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+
+
+class MuteResultSerializer(serializers.Serializer):
+    roomId = serializers.CharField()
+    participantId = serializers.CharField()
+    track = TrackSerializer()
+
+
+class DoneSerializer(serializers.Serializer):
+    """The acknowledgement of a delete or close: the ids acted on and a true flag."""
+
+    roomId = serializers.CharField()
+
+
+class WebhookAckSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    event = serializers.CharField()
+    duplicate = serializers.BooleanField(help_text="True when this event id was handled before.")

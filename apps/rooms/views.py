@@ -1,12 +1,30 @@
 from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
+from apps.core.pagination import paginate
 
-from .livekit import mint_token
-from .serializers import TokenRequestSerializer, TokenResponseSerializer
+from . import events, services
+from .livekit import mint_token, verify_webhook
+from .serializers import (
+    CreateIngressSerializer,
+    CreateRoomSerializer,
+    DoneSerializer,
+    IngressPageSerializer,
+    IngressSerializer,
+    MuteResultSerializer,
+    MuteSerializer,
+    ParticipantPageSerializer,
+    RoomDetailSerializer,
+    RoomPageSerializer,
+    RoomSerializer,
+    TokenRequestSerializer,
+    TokenResponseSerializer,
+    WebhookAckSerializer,
+)
 
 
 class TokenView(APIView):
@@ -23,3 +41,126 @@ class TokenView(APIView):
 
 class TokenRefreshView(TokenView):
     """Issue a fresh token for a participant whose token is about to expire (same body and response)."""
+
+
+class RoomsView(APIView):
+    required_scope = Scope.ROOMS
+
+    @extend_schema(tags=["rooms"], summary="List active rooms", responses=RoomPageSerializer, operation_id="rooms_list")
+    def get(self, request: Request) -> Response:
+        return Response(paginate(request, services.list_rooms(), "rooms", services.room_json))
+
+    @extend_schema(
+        request=CreateRoomSerializer, responses={201: RoomSerializer}, tags=["rooms"], summary="Create a room"
+    )
+    def post(self, request: Request) -> Response:
+        serializer = CreateRoomSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        room = services.create_room(
+            data["name"],
+            max_participants=data.get("maxParticipants"),
+            empty_timeout=data.get("emptyTimeout"),
+            metadata=data.get("metadata", ""),
+        )
+        return Response(room, status=201)
+
+
+class RoomView(APIView):
+    required_scope = Scope.ROOMS
+
+    @extend_schema(tags=["rooms"], summary="Room details and recent sessions", responses=RoomDetailSerializer)
+    def get(self, request: Request, room_id: str) -> Response:
+        return Response(services.get_room(room_id))
+
+    @extend_schema(tags=["rooms"], summary="Close a room, disconnecting everyone", responses=DoneSerializer)
+    def delete(self, request: Request, room_id: str) -> Response:
+        services.close_room(room_id)
+        return Response({"roomId": room_id, "closed": True})
+
+
+class ParticipantsView(APIView):
+    required_scope = Scope.ROOMS
+
+    @extend_schema(tags=["participants"], summary="List a room's participants", responses=ParticipantPageSerializer)
+    def get(self, request: Request, room_id: str) -> Response:
+        participants = services.list_participants(room_id)
+        return Response(paginate(request, participants, "participants", services.participant_json))
+
+
+class ParticipantView(APIView):
+    required_scope = Scope.ROOMS
+
+    @extend_schema(tags=["participants"], summary="Remove (kick) a participant", responses=DoneSerializer)
+    def delete(self, request: Request, room_id: str, participant_id: str) -> Response:
+        services.remove_participant(room_id, participant_id)
+        return Response({"roomId": room_id, "participantId": participant_id, "removed": True})
+
+
+class MuteView(APIView):
+    required_scope = Scope.ROOMS
+
+    @extend_schema(
+        request=MuteSerializer, responses=MuteResultSerializer, tags=["participants"], summary="Mute or unmute a track"
+    )
+    def post(self, request: Request, room_id: str, participant_id: str) -> Response:
+        serializer = MuteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        track = services.mute_track(room_id, participant_id, data["trackSid"], data["muted"])
+        return Response({"roomId": room_id, "participantId": participant_id, "track": track})
+
+
+class IngressesView(APIView):
+    required_scope = Scope.ROOMS
+
+    @extend_schema(tags=["ingress"], summary="List a room's ingresses", responses=IngressPageSerializer)
+    def get(self, request: Request, room_id: str) -> Response:
+        return Response(paginate(request, services.list_ingress(room_id), "ingresses", services.ingress_json))
+
+    @extend_schema(
+        request=CreateIngressSerializer,
+        responses={201: IngressSerializer},
+        tags=["ingress"],
+        summary="Create an ingress",
+    )
+    def post(self, request: Request, room_id: str) -> Response:
+        serializer = CreateIngressSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        ingress = services.create_ingress(
+            room_id,
+            input_type=data["type"],
+            name=data["name"],
+            participant_identity=data["participantId"],
+            participant_name=data["participantName"],
+        )
+        return Response(ingress, status=201)
+
+
+class IngressView(APIView):
+    required_scope = Scope.ROOMS
+
+    @extend_schema(tags=["ingress"], summary="Delete an ingress", responses=DoneSerializer)
+    def delete(self, request: Request, room_id: str, ingress_id: str) -> Response:
+        services.delete_ingress(room_id, ingress_id)
+        return Response({"roomId": room_id, "ingressId": ingress_id, "deleted": True})
+
+
+class LiveKitWebhookView(APIView):
+    """Receives LiveKit's webhooks; authenticated by LiveKit's signed JWT, not by an API key."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes: list = []
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="livekit-webhook"'
+
+    @extend_schema(
+        tags=["livekit"], summary="LiveKit webhook receiver", request=None, responses=WebhookAckSerializer, auth=[]
+    )
+    def post(self, request: Request) -> Response:
+        event = verify_webhook(request.body, request.headers.get("Authorization", ""))
+        applied = events.apply(event)
+        return Response({"id": event.id, "event": event.event, "duplicate": not applied})

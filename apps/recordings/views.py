@@ -1,0 +1,139 @@
+from django.core import signing
+from django.http import FileResponse, Http404, HttpRequest
+from drf_spectacular.utils import extend_schema
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.apikeys.models import Scope
+from apps.core.codecs import ORJSONParser
+from apps.core.pagination import paginate
+
+from . import services
+from .models import Recording
+from .serializers import (
+    DeletedRecordingSerializer,
+    RecordingFilterSerializer,
+    RecordingPageSerializer,
+    RecordingSerializer,
+    RegisterRecordingSerializer,
+    RoomRecordingStatusSerializer,
+    StartRecordingSerializer,
+)
+from .storage import guarded, key_from_download_token, recording_storage
+
+
+def _host(request: Request) -> str:
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+class RoomRecordingView(APIView):
+    required_scope = Scope.RECORDINGS
+
+    @extend_schema(tags=["recordings"], summary="Is the room being recorded?", responses=RoomRecordingStatusSerializer)
+    def get(self, request: Request, room_id: str) -> Response:
+        recording = services.active_recording(room_id)
+        return Response(
+            {
+                "isRecording": recording is not None,
+                "recordingId": recording.id if recording else None,
+                "egressId": recording.egress_id if recording else None,
+                "startedAt": services.recording_json(recording)["startedAt"] if recording else None,
+            }
+        )
+
+
+class StartRecordingView(APIView):
+    required_scope = Scope.RECORDINGS
+
+    @extend_schema(
+        request=StartRecordingSerializer,
+        responses={201: RecordingSerializer, 200: RecordingSerializer},
+        tags=["recordings"],
+        summary="Start recording a room (idempotent)",
+    )
+    def post(self, request: Request, room_id: str) -> Response:
+        serializer = StartRecordingSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        recording, started = services.start(room_id, audio_only=serializer.validated_data["audioOnly"])
+        body = services.recording_json(recording, _host(request))
+        if not started:
+            body["status"] = "already_recording"
+        return Response(body, status=201 if started else 200)
+
+
+class StopRecordingView(APIView):
+    required_scope = Scope.RECORDINGS
+
+    @extend_schema(
+        request=None, responses=RecordingSerializer, tags=["recordings"], summary="Stop the room's recording"
+    )
+    def post(self, request: Request, room_id: str) -> Response:
+        return Response(services.recording_json(services.stop(room_id), _host(request)))
+
+
+class RecordingsView(APIView):
+    required_scope = Scope.RECORDINGS
+    parser_classes = [ORJSONParser, MultiPartParser]
+
+    @extend_schema(
+        parameters=[RecordingFilterSerializer],
+        responses=RecordingPageSerializer,
+        tags=["recordings"],
+        summary="List recordings",
+        operation_id="recordings_list",
+    )
+    def get(self, request: Request) -> Response:
+        filters = RecordingFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        recordings = Recording.objects.all()
+        if room_id := filters.validated_data.get("roomId"):
+            recordings = recordings.filter(room_name=room_id)
+        if status := filters.validated_data.get("status"):
+            recordings = recordings.filter(status=status)
+        host = _host(request)
+        return Response(paginate(request, recordings, "recordings", lambda r: services.recording_json(r, host)))
+
+    @extend_schema(
+        request={"multipart/form-data": RegisterRecordingSerializer, "application/json": RegisterRecordingSerializer},
+        responses={201: RecordingSerializer},
+        tags=["recordings"],
+        summary="Upload or register a file",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RegisterRecordingSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data.get("file"):
+            recording = services.store_upload(data["file"], data["roomId"])
+        else:
+            recording = services.register(data["storageKey"], data["roomId"], data.get("duration"))
+        return Response(services.recording_json(recording, _host(request)), status=201)
+
+
+class RecordingView(APIView):
+    required_scope = Scope.RECORDINGS
+
+    @extend_schema(
+        tags=["recordings"], summary="A recording, with a short-lived download URL", responses=RecordingSerializer
+    )
+    def get(self, request: Request, recording_id: str) -> Response:
+        return Response(services.recording_json(services.get_recording(recording_id), _host(request)))
+
+    @extend_schema(tags=["recordings"], summary="Delete a recording and its file", responses=DeletedRecordingSerializer)
+    def delete(self, request: Request, recording_id: str) -> Response:
+        services.delete(services.get_recording(recording_id))
+        return Response({"recordingId": recording_id, "deleted": True})
+
+
+def download(request: HttpRequest, token: str) -> FileResponse:
+    """Serves a locally stored recording to whoever holds a fresh signed link (the embedded default)."""
+    try:
+        key = key_from_download_token(token)
+    except signing.BadSignature as error:
+        raise Http404("This download link is invalid or has expired.") from error
+    storage = recording_storage()
+    if not storage.exists(key):
+        raise Http404("The file is gone.")
+    return FileResponse(guarded(lambda: storage.open(key, "rb")), as_attachment=True, filename=key.rsplit("/", 1)[-1])

@@ -1,0 +1,193 @@
+"""Rooms, participants and ingress: LiveKit's server API as RTCstack's /v1 exposes it."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from livekit import api
+
+from . import livekit
+from .models import Room, RoomSession
+
+
+def _iso(seconds: int) -> str | None:
+    if not seconds:
+        return None
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def room_json(room: api.Room) -> dict[str, Any]:
+    return {
+        "roomId": room.name,
+        "sid": room.sid,
+        "numParticipants": room.num_participants,
+        "numPublishers": room.num_publishers,
+        "maxParticipants": room.max_participants,
+        "emptyTimeout": room.empty_timeout,
+        "metadata": room.metadata,
+        "activeRecording": room.active_recording,
+        "createdAt": _iso(room.creation_time),
+    }
+
+
+def track_json(track: api.TrackInfo) -> dict[str, Any]:
+    return {
+        "trackSid": track.sid,
+        "type": api.TrackType.Name(track.type).lower(),
+        "source": api.TrackSource.Name(track.source).lower(),
+        "name": track.name,
+        "muted": track.muted,
+    }
+
+
+def participant_json(participant: api.ParticipantInfo) -> dict[str, Any]:
+    return {
+        "participantId": participant.identity,
+        "sid": participant.sid,
+        "name": participant.name,
+        "state": api.ParticipantInfo.State.Name(participant.state).lower(),
+        "metadata": participant.metadata,
+        "joinedAt": _iso(participant.joined_at),
+        "tracks": [track_json(track) for track in participant.tracks],
+    }
+
+
+def ingress_json(ingress: api.IngressInfo) -> dict[str, Any]:
+    return {
+        "ingressId": ingress.ingress_id,
+        "roomId": ingress.room_name,
+        "type": "whip" if ingress.input_type == api.IngressInput.WHIP_INPUT else "rtmp",
+        "name": ingress.name,
+        "url": ingress.url,
+        "streamKey": ingress.stream_key,
+        "participantId": ingress.participant_identity,
+        "participantName": ingress.participant_name,
+    }
+
+
+def session_json(session: RoomSession) -> dict[str, Any]:
+    return {
+        "sid": session.sid,
+        "startedAt": session.started_at.isoformat(),
+        "endedAt": session.ended_at.isoformat() if session.ended_at else None,
+        "durationSeconds": int(session.duration.total_seconds()) if session.duration else None,
+        "peakParticipants": session.peak_participants,
+    }
+
+
+def create_room(
+    name: str, *, max_participants: int | None = None, empty_timeout: int | None = None, metadata: str = ""
+) -> dict[str, Any]:
+    request = api.CreateRoomRequest(
+        name=name, max_participants=max_participants or 0, empty_timeout=empty_timeout or 0, metadata=metadata
+    )
+    created = livekit.call(lambda lk: lk.room.create_room(request))
+    Room.objects.update_or_create(
+        name=name,
+        defaults={
+            "sid": created.sid,
+            "max_participants": max_participants,
+            "empty_timeout": empty_timeout,
+            "metadata": metadata,
+            "closed_at": None,
+        },
+        create_defaults={
+            "sid": created.sid,
+            "origin": Room.Origin.API,
+            "max_participants": max_participants,
+            "empty_timeout": empty_timeout,
+            "metadata": metadata,
+        },
+    )
+    return room_json(created)
+
+
+def list_rooms() -> list[api.Room]:
+    return list(livekit.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest())).rooms)
+
+
+def _active_room(room_id: str) -> api.Room:
+    found = livekit.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=[room_id]))).rooms
+    if not found:
+        raise livekit.LiveKitNotFound(_no_room(room_id))
+    return found[0]
+
+
+def get_room(room_id: str) -> dict[str, Any]:
+    details = room_json(_active_room(room_id))
+    details["sessions"] = [session_json(s) for s in recent_sessions(room_id)]
+    return details
+
+
+def recent_sessions(room_id: str, limit: int = 10) -> QuerySet[RoomSession]:
+    return RoomSession.objects.filter(room__name=room_id)[:limit]
+
+
+def close_room(room_id: str) -> None:
+    livekit.call(lambda lk: lk.room.delete_room(api.DeleteRoomRequest(room=room_id)), not_found=_no_room(room_id))
+    Room.objects.filter(name=room_id).update(closed_at=timezone.now())
+
+
+def _no_room(room_id: str) -> str:
+    return f"No active room {room_id!r} in LiveKit."
+
+
+def list_participants(room_id: str) -> list[api.ParticipantInfo]:
+    _active_room(room_id)  # LiveKit lists an unknown room as empty; tell the caller it does not exist
+    response = livekit.call(
+        lambda lk: lk.room.list_participants(api.ListParticipantsRequest(room=room_id)), not_found=_no_room(room_id)
+    )
+    return list(response.participants)
+
+
+def remove_participant(room_id: str, identity: str) -> None:
+    livekit.call(
+        lambda lk: lk.room.remove_participant(api.RoomParticipantIdentity(room=room_id, identity=identity)),
+        not_found=f"No participant {identity!r} in room {room_id!r}.",
+    )
+
+
+def mute_track(room_id: str, identity: str, track_sid: str, muted: bool) -> dict[str, Any]:
+    # LiveKit answers "unavailable" after a timeout for an absent participant; ask first, answer 404 at once.
+    participant = livekit.call(
+        lambda lk: lk.room.get_participant(api.RoomParticipantIdentity(room=room_id, identity=identity)),
+        not_found=f"No participant {identity!r} in room {room_id!r}.",
+    )
+    if not any(track.sid == track_sid for track in participant.tracks):
+        raise livekit.LiveKitNotFound(f"Participant {identity!r} has no track {track_sid!r}.")
+    request = api.MuteRoomTrackRequest(room=room_id, identity=identity, track_sid=track_sid, muted=muted)
+    response = livekit.call(
+        lambda lk: lk.room.mute_published_track(request),
+        not_found=f"No track {track_sid!r} of participant {identity!r} in room {room_id!r}.",
+    )
+    return track_json(response.track)
+
+
+INGRESS_INPUTS = {"rtmp": api.IngressInput.RTMP_INPUT, "whip": api.IngressInput.WHIP_INPUT}
+
+
+def create_ingress(
+    room_id: str, *, input_type: str, name: str, participant_identity: str, participant_name: str
+) -> dict[str, Any]:
+    request = api.CreateIngressRequest(
+        input_type=INGRESS_INPUTS[input_type],
+        name=name,
+        room_name=room_id,
+        participant_identity=participant_identity,
+        participant_name=participant_name,
+    )
+    return ingress_json(livekit.call(lambda lk: lk.ingress.create_ingress(request)))
+
+
+def list_ingress(room_id: str) -> list[api.IngressInfo]:
+    return list(livekit.call(lambda lk: lk.ingress.list_ingress(api.ListIngressRequest(room_name=room_id))).items)
+
+
+def delete_ingress(room_id: str, ingress_id: str) -> None:
+    if not any(item.ingress_id == ingress_id for item in list_ingress(room_id)):
+        raise livekit.LiveKitNotFound(f"No ingress {ingress_id!r} in room {room_id!r}.")
+    livekit.call(
+        lambda lk: lk.ingress.delete_ingress(api.DeleteIngressRequest(ingress_id=ingress_id)),
+        not_found=f"No ingress {ingress_id!r} in room {room_id!r}.",
+    )
