@@ -2,14 +2,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+
+from apps.core.admin import SecretAdminMixin
 
 from . import services
 from .models import ApiKey, Scope
@@ -49,7 +49,7 @@ class ExpiryFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(SecretAdminMixin):
     form = ApiKeyForm
     list_display = ["name", "key_id", "scope_list", "active", "expires_at", "rate_limit_per_minute", "last_used_at"]
     list_filter = ["active", ExpiryFilter, "created_at", "last_used_at"]
@@ -77,23 +77,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return self._secret_page(request, obj, request.new_api_secret, "API key created")
 
     def _secret_page(self, request: HttpRequest, obj: ApiKey, secret: str, title: str) -> HttpResponse:
-        """The only page that ever shows a secret; not cached, not stored anywhere."""
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.opts,
-            "original": obj,
-            "details_before": [("Name", obj.name)],
-            "id_label": "Key ID (X-Api-Key)",
-            "id_value": obj.key_id,
-            "secret": secret,
-            "details_after": [("Scopes", ", ".join(obj.scopes))],
-            "back_url": reverse("admin:apikeys_apikey_change", args=[obj.pk]),
-            "back_label": "I have stored the secret — back to the key",
-        }
-        response = TemplateResponse(request, "admin/secret_shown_once.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return self.secret_page(
+            request,
+            obj,
+            secret,
+            title=title,
+            id_label="Key ID (X-Api-Key)",
+            id_value=obj.key_id,
+            details_before=[("Name", obj.name)],
+            details_after=[("Scopes", ", ".join(obj.scopes))],
+        )
 
     def get_urls(self) -> list:
         wrap = self.admin_site.admin_view
@@ -103,14 +96,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _key_for_change(self, request: HttpRequest, pk: int) -> ApiKey:
-        key = get_object_or_404(ApiKey, pk=pk)
-        if not self.has_change_permission(request, key):
-            raise PermissionDenied
-        return key
-
     def rotate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        key = self._key_for_change(request, pk)
+        key = self.object_for_change(request, pk)
         if request.method == "POST":
             secret = services.rotate_secret(key)
             self.log_change(request, key, "Rotated the secret.")
@@ -124,7 +111,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/apikeys/apikey/rotate_confirm.html", context)
 
     def revoke_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        key = self._key_for_change(request, pk)
+        key = self.object_for_change(request, pk)
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:apikeys_apikey_change", args=[key.pk]))
         services.revoke(key)

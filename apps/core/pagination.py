@@ -4,6 +4,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -28,3 +29,16 @@ def paginate(
     total = items.count() if isinstance(items, QuerySet) else len(items)
     page = items[offset : offset + limit]
     return {"total": total, key: [render(item) for item in page], "limit": limit, "offset": offset}
+
+
+def page_schema(key: str, item: type[serializers.Serializer]) -> serializers.Serializer:
+    """The OpenAPI shape of what `paginate` returns for a list of `item`s."""
+    return inline_serializer(
+        f"{item.__name__.removesuffix('Serializer')}Page",
+        {
+            "total": serializers.IntegerField(),
+            key: item(many=True),
+            "limit": serializers.IntegerField(),
+            "offset": serializers.IntegerField(),
+        },
+    )

@@ -48,13 +48,6 @@ class RecordingSerializer(serializers.Serializer):
     downloadUrl = serializers.URLField(allow_null=True, help_text="Short-lived; present once completed.")
 
 
-class RecordingPageSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    recordings = RecordingSerializer(many=True)
-    limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
-
-
 class RoomRecordingStatusSerializer(serializers.Serializer):
     isRecording = serializers.BooleanField()
     recordingId = serializers.CharField(allow_null=True)

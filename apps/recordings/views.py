@@ -8,14 +8,13 @@ from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
 from apps.core.codecs import ORJSONParser
-from apps.core.pagination import paginate
+from apps.core.pagination import page_schema, paginate
 
 from . import services
 from .models import Recording
 from .serializers import (
     DeletedRecordingSerializer,
     RecordingFilterSerializer,
-    RecordingPageSerializer,
     RecordingSerializer,
     RegisterRecordingSerializer,
     RoomRecordingStatusSerializer,
@@ -79,7 +78,7 @@ class RecordingsView(APIView):
 
     @extend_schema(
         parameters=[RecordingFilterSerializer],
-        responses=RecordingPageSerializer,
+        responses=page_schema("recordings", RecordingSerializer),
         tags=["recordings"],
         summary="List recordings",
         operation_id="recordings_list",

@@ -123,20 +123,6 @@ class RoomDetailSerializer(RoomSerializer):
     sessions = RoomSessionSerializer(many=True, help_text="The latest sessions, newest first.")
 
 
-class RoomPageSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    rooms = RoomSerializer(many=True)
-    limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
-
-
-class ParticipantPageSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    participants = ParticipantSerializer(many=True)
-    limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
-
-
 class IngressSerializer(serializers.Serializer):
     ingressId = serializers.CharField()
     roomId = serializers.CharField()
@@ -146,13 +132,6 @@ class IngressSerializer(serializers.Serializer):
     streamKey = serializers.CharField()
     participantId = serializers.CharField()
     participantName = serializers.CharField()
-
-
-class IngressPageSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    ingresses = IngressSerializer(many=True)
-    limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
 
 
 class MuteResultSerializer(serializers.Serializer):

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
-from apps.core.pagination import paginate
+from apps.core.pagination import page_schema, paginate
 
 from . import events, services
 from .livekit import mint_token, verify_webhook
@@ -13,13 +13,11 @@ from .serializers import (
     CreateIngressSerializer,
     CreateRoomSerializer,
     DoneSerializer,
-    IngressPageSerializer,
     IngressSerializer,
     MuteResultSerializer,
     MuteSerializer,
-    ParticipantPageSerializer,
+    ParticipantSerializer,
     RoomDetailSerializer,
-    RoomPageSerializer,
     RoomSerializer,
     TokenRequestSerializer,
     TokenResponseSerializer,
@@ -46,7 +44,12 @@ class TokenRefreshView(TokenView):
 class RoomsView(APIView):
     required_scope = Scope.ROOMS
 
-    @extend_schema(tags=["rooms"], summary="List active rooms", responses=RoomPageSerializer, operation_id="rooms_list")
+    @extend_schema(
+        tags=["rooms"],
+        summary="List active rooms",
+        responses=page_schema("rooms", RoomSerializer),
+        operation_id="rooms_list",
+    )
     def get(self, request: Request) -> Response:
         return Response(paginate(request, services.list_rooms(), "rooms", services.room_json))
 
@@ -82,7 +85,11 @@ class RoomView(APIView):
 class ParticipantsView(APIView):
     required_scope = Scope.ROOMS
 
-    @extend_schema(tags=["participants"], summary="List a room's participants", responses=ParticipantPageSerializer)
+    @extend_schema(
+        tags=["participants"],
+        summary="List a room's participants",
+        responses=page_schema("participants", ParticipantSerializer),
+    )
     def get(self, request: Request, room_id: str) -> Response:
         participants = services.list_participants(room_id)
         return Response(paginate(request, participants, "participants", services.participant_json))
@@ -114,7 +121,9 @@ class MuteView(APIView):
 class IngressesView(APIView):
     required_scope = Scope.ROOMS
 
-    @extend_schema(tags=["ingress"], summary="List a room's ingresses", responses=IngressPageSerializer)
+    @extend_schema(
+        tags=["ingress"], summary="List a room's ingresses", responses=page_schema("ingresses", IngressSerializer)
+    )
     def get(self, request: Request, room_id: str) -> Response:
         return Response(paginate(request, services.list_ingress(room_id), "ingresses", services.ingress_json))
 

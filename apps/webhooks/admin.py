@@ -3,14 +3,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
+
+from apps.core.admin import SecretAdminMixin
 
 from . import services, targets
 from .models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -54,13 +54,8 @@ class SubscribedEventFilter(admin.SimpleListFilter):
         return services.subscribed(queryset, self.value()) if self.value() else queryset
 
 
-def _change_permitted(model_admin: admin.ModelAdmin, request: HttpRequest, obj: Any) -> None:
-    if not model_admin.has_change_permission(request, obj):
-        raise PermissionDenied
-
-
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(SecretAdminMixin):
     form = WebhookEndpointForm
     list_display = ["url", "public_id", "event_list", "active", "description", "created_at"]
     list_filter = ["active", SubscribedEventFilter, "created_at"]
@@ -87,24 +82,17 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return self._secret_page(request, obj, request.new_webhook_secret, "Webhook endpoint created")
 
     def _secret_page(self, request: HttpRequest, obj: WebhookEndpoint, secret: str, title: str) -> HttpResponse:
-        """The only page that ever shows an endpoint's signing secret; not cached, not stored anywhere."""
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.opts,
-            "original": obj,
-            "details_before": [("URL", obj.url)],
-            "id_label": "Endpoint ID",
-            "id_value": obj.public_id,
-            "secret_label": "Signing secret",
-            "secret": secret,
-            "details_after": [("Events", ", ".join(obj.events))],
-            "back_url": reverse("admin:webhooks_webhookendpoint_change", args=[obj.pk]),
-            "back_label": "I have stored the secret — back to the endpoint",
-        }
-        response = TemplateResponse(request, "admin/secret_shown_once.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return self.secret_page(
+            request,
+            obj,
+            secret,
+            title=title,
+            id_label="Endpoint ID",
+            id_value=obj.public_id,
+            caption="Signing secret",
+            details_before=[("URL", obj.url)],
+            details_after=[("Events", ", ".join(obj.events))],
+        )
 
     def get_urls(self) -> list:
         wrap = self.admin_site.admin_view
@@ -115,8 +103,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         ]
 
     def rotate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
-        _change_permitted(self, request, endpoint)
+        endpoint = self.object_for_change(request, pk)
         if request.method == "POST":
             secret = services.rotate_secret(endpoint)
             self.log_change(request, endpoint, "Rotated the signing secret.")
@@ -130,8 +117,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/webhooks/webhookendpoint/rotate_confirm.html", context)
 
     def test_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
-        _change_permitted(self, request, endpoint)
+        endpoint = self.object_for_change(request, pk)
         change_url = reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk])
         if request.method != "POST":
             return HttpResponseRedirect(change_url)
@@ -158,7 +144,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(SecretAdminMixin):
     list_display = [
         "public_id",
         "event",
@@ -234,8 +220,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         return True
 
     def redeliver_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        delivery = get_object_or_404(WebhookDelivery, pk=pk)
-        _change_permitted(self, request, delivery)
+        delivery = self.object_for_change(request, pk)
         if request.method == "POST" and self._redeliver(request, delivery):
             self.message_user(request, f"Queued {delivery.public_id} for redelivery.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))

@@ -103,13 +103,6 @@ class WebhookWithSecretSerializer(WebhookSerializer):
     secret = serializers.CharField(help_text="whsec_…: shown in this response only; store it now.")
 
 
-class WebhookListSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    webhooks = WebhookSerializer(many=True)
-    limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
-
-
 class DeliverySerializer(serializers.Serializer):
     id = serializers.CharField(help_text="Also the webhook-id header of every attempt.")
     event = serializers.CharField()
@@ -120,13 +113,6 @@ class DeliverySerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
     createdAt = serializers.DateTimeField()
     nextAttemptAt = serializers.DateTimeField(allow_null=True)
-
-
-class DeliveryListSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    deliveries = DeliverySerializer(many=True)
-    limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
 
 
 class TestQueuedSerializer(serializers.Serializer):

@@ -5,17 +5,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
-from apps.core.pagination import PageQuerySerializer, paginate
+from apps.core.pagination import PageQuerySerializer, page_schema, paginate
 from apps.core.problems import Problem
 
 from . import services
 from .models import WebhookEndpoint
 from .serializers import (
-    DeliveryListSerializer,
     DeliveryQuerySerializer,
+    DeliverySerializer,
     TestQueuedSerializer,
     WebhookCreateSerializer,
-    WebhookListSerializer,
     WebhookSerializer,
     WebhookUpdateSerializer,
     WebhookWithSecretSerializer,
@@ -42,7 +41,7 @@ class WebhookListView(APIView):
         operation_id="webhooks_list",
         summary="List webhook endpoints",
         parameters=[PageQuerySerializer],
-        responses={200: WebhookListSerializer},
+        responses={200: page_schema("webhooks", WebhookSerializer)},
         tags=TAGS,
     )
     def get(self, request: Request) -> Response:
@@ -128,7 +127,9 @@ class WebhookDeliveriesView(APIView):
     required_scope = Scope.WEBHOOKS
 
     @extend_schema(
-        parameters=[PageQuerySerializer, DeliveryQuerySerializer], responses={200: DeliveryListSerializer}, tags=TAGS
+        parameters=[PageQuerySerializer, DeliveryQuerySerializer],
+        responses={200: page_schema("deliveries", DeliverySerializer)},
+        tags=TAGS,
     )
     def get(self, request: Request, webhook_id: str) -> Response:
         endpoint = get_endpoint(webhook_id)
