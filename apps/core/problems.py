@@ -56,6 +56,18 @@ class Forbidden(Problem):
     title = "Forbidden"
 
 
+class NotFound(Problem):
+    status_code = 404
+    kind = "not-found"
+    title = "Not found"
+
+
+class Conflict(Problem):
+    status_code = 409
+    kind = "conflict"
+    title = "Conflict"
+
+
 class RateLimited(Problem):
     status_code = 429
     kind = "rate-limited"

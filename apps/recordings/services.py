@@ -8,17 +8,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from livekit import api
 
-from apps.core.problems import Problem
+from apps.core.problems import Conflict, NotFound, Problem
 from apps.rooms import livekit
 
 from .models import Recording
 from .storage import download_url, egress_upload, guarded, recording_storage
-
-
-class RecordingNotFound(Problem):
-    status_code = 404
-    kind = "not-found"
-    title = "Not found"
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -56,7 +50,7 @@ def active_recording(room_id: str) -> Recording | None:
 def get_recording(recording_id: str) -> Recording:
     recording = Recording.objects.filter(pk=recording_id).first()
     if recording is None:
-        raise RecordingNotFound(f"No recording {recording_id!r}.")
+        raise NotFound(f"No recording {recording_id!r}.")
     return recording
 
 
@@ -103,7 +97,7 @@ def start(room_id: str, *, audio_only: bool = False) -> tuple[Recording, bool]:
 def stop(room_id: str) -> Recording:
     recording = active_recording(room_id)
     if recording is None:
-        raise RecordingNotFound(f"Room {room_id!r} has no active recording.")
+        raise NotFound(f"Room {room_id!r} has no active recording.")
     livekit.call(
         lambda lk: lk.egress.stop_egress(api.StopEgressRequest(egress_id=recording.egress_id)),
         not_found=f"LiveKit has no egress {recording.egress_id!r}.",
@@ -150,9 +144,7 @@ def register(storage_key: str, room_id: str, duration: float | None) -> Recordin
 def delete(recording: Recording) -> None:
     """Remove the file, then the record; an active egress must be stopped first."""
     if recording.is_active:
-        raise Problem(
-            "This recording is still in progress; stop it first.", kind="conflict", title="Conflict", status=409
-        )
+        raise Conflict("This recording is still in progress; stop it first.")
     if recording.storage_key:
         guarded(lambda: recording_storage().delete(recording.storage_key))
     recording.delete()

@@ -15,7 +15,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from livekit import api
 
-from apps.core.problems import Problem, ServiceUnavailable, Unauthorized
+from apps.core.problems import Conflict, NotFound, Problem, ServiceUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,12 +84,6 @@ def mint_token(
     return IssuedToken(token=token, url=settings.LIVEKIT_PUBLIC_URL, expires_at=_expiry(token))
 
 
-class LiveKitNotFound(Problem):
-    status_code = 404
-    kind = "not-found"
-    title = "Not found"
-
-
 class UpstreamError(Problem):
     status_code = 502
     kind = "livekit-error"
@@ -107,7 +101,7 @@ def _server_url() -> str:
 def _problem_for(error: api.TwirpError, not_found: str) -> Problem:
     match error.code:
         case "not_found":
-            return LiveKitNotFound(not_found)
+            return NotFound(not_found)
         case "invalid_argument" | "malformed" | "out_of_range":
             return Problem(
                 f"LiveKit rejected the request: {error.message}",
@@ -116,7 +110,7 @@ def _problem_for(error: api.TwirpError, not_found: str) -> Problem:
                 status=400,
             )
         case "already_exists" | "failed_precondition":
-            return Problem(f"LiveKit refused: {error.message}", kind="conflict", title="Conflict", status=409)
+            return Conflict(f"LiveKit refused: {error.message}")
     if error.status == 401 or error.code in ("unauthenticated", "permission_denied"):
         # LiveKit rejects a bad token before Twirp runs: plain-text 401, which livekit-api reports as "unknown".
         return UpstreamError("LiveKit refused RTCstack's credentials; check LIVEKIT_API_KEY and LIVEKIT_API_SECRET.")

@@ -7,6 +7,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from livekit import api
 
+from apps.core.problems import NotFound
+
 from . import livekit
 from .models import Room, RoomSession
 
@@ -110,7 +112,7 @@ def list_rooms() -> list[api.Room]:
 def _active_room(room_id: str) -> api.Room:
     found = livekit.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=[room_id]))).rooms
     if not found:
-        raise livekit.LiveKitNotFound(_no_room(room_id))
+        raise NotFound(_no_room(room_id))
     return found[0]
 
 
@@ -155,7 +157,7 @@ def mute_track(room_id: str, identity: str, track_sid: str, muted: bool) -> dict
         not_found=f"No participant {identity!r} in room {room_id!r}.",
     )
     if not any(track.sid == track_sid for track in participant.tracks):
-        raise livekit.LiveKitNotFound(f"Participant {identity!r} has no track {track_sid!r}.")
+        raise NotFound(f"Participant {identity!r} has no track {track_sid!r}.")
     request = api.MuteRoomTrackRequest(room=room_id, identity=identity, track_sid=track_sid, muted=muted)
     response = livekit.call(
         lambda lk: lk.room.mute_published_track(request),
@@ -186,7 +188,7 @@ def list_ingress(room_id: str) -> list[api.IngressInfo]:
 
 def delete_ingress(room_id: str, ingress_id: str) -> None:
     if not any(item.ingress_id == ingress_id for item in list_ingress(room_id)):
-        raise livekit.LiveKitNotFound(f"No ingress {ingress_id!r} in room {room_id!r}.")
+        raise NotFound(f"No ingress {ingress_id!r} in room {room_id!r}.")
     livekit.call(
         lambda lk: lk.ingress.delete_ingress(api.DeleteIngressRequest(ingress_id=ingress_id)),
         not_found=f"No ingress {ingress_id!r} in room {room_id!r}.",

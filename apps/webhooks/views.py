@@ -1,12 +1,11 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
 from apps.core.pagination import PageQuerySerializer, page_schema, paginate
-from apps.core.problems import Problem
+from apps.core.problems import Conflict, NotFound
 
 from . import services
 from .models import WebhookEndpoint
@@ -111,11 +110,8 @@ class WebhookTestView(APIView):
     def post(self, request: Request, webhook_id: str) -> Response:
         endpoint = get_endpoint(webhook_id)
         if not endpoint.active:
-            raise Problem(
-                f"Webhook endpoint {webhook_id} is inactive; activate it to send a test event.",
-                kind="webhook-inactive",
-                title="Conflict",
-                status=409,
+            raise Conflict(
+                f"Webhook endpoint {webhook_id} is inactive; activate it to send a test event.", kind="webhook-inactive"
             )
         delivery = services.send_test(endpoint)
         return Response({"deliveryId": delivery.public_id, "status": delivery.status}, status=202)
