@@ -3,6 +3,7 @@
 import os
 from typing import Any
 
+from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
@@ -54,11 +55,17 @@ def s3_storage(
             "access_key": access_key or None,
             "secret_key": secret_key or None,
             "region_name": region,
-            "addressing_style": "path",
-            "signature_version": "s3v4",
             "querystring_auth": True,
             "querystring_expire": url_ttl,
             "file_overwrite": False,
             "default_acl": None,
+            # SigV4 and path-style URLs (MinIO); fail fast when the bucket is unreachable (503, not a hang).
+            "client_config": Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                connect_timeout=3,
+                read_timeout=30,
+                retries={"max_attempts": 2},
+            ),
         },
     }

@@ -15,7 +15,7 @@ def test_health_reports_every_check_without_auth() -> None:
         "database": "ok",
         "redis": "ok",
         "livekit": "not_configured",
-        "storage": "not_configured",
+        "storage": "ok",
         "whisper": "not_configured",
     }
     assert set(body["capabilities"]) == {"transcriptionLive", "transcriptionPost", "recording"}
@@ -50,3 +50,25 @@ def test_health_reports_reachable_livekit(settings, live_server) -> None:
     settings.LIVEKIT_URL = live_server.url + "/v1/health"
     response = Client().get("/v1/health")
     assert response.json()["checks"]["livekit"] == "ok"
+
+
+@pytest.mark.django_db
+def test_health_checks_s3_storage_and_livekit(s3, livekit) -> None:
+    body = Client().get("/v1/health").json()
+    assert body["checks"]["storage"] == "ok"
+    assert body["checks"]["livekit"] == "ok"
+    assert body["capabilities"]["recording"] is True
+
+
+@pytest.mark.django_db
+def test_health_reports_unreachable_s3(s3, settings) -> None:
+    from rtcstack_site.env import s3_storage
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "recordings": s3_storage(bucket="recordings", endpoint_url="http://127.0.0.1:1", access_key="a",
+                                 secret_key="b", region="us-east-1", url_ttl=60),
+    }  # fmt: skip
+    body = Client().get("/v1/health").json()
+    assert body["checks"]["storage"] == "unreachable"
+    assert body["capabilities"]["recording"] is False

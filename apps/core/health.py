@@ -1,7 +1,9 @@
 """Dependency checks for GET /v1/health. Each check reports; none raises."""
 
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import requests
 from django.conf import settings
@@ -58,8 +60,22 @@ def check_whisper() -> str:
 
 
 def check_storage() -> str:
-    # Recording storage arrives with the recordings app.
-    return NOT_CONFIGURED
+    """Recording storage answers (S3: a HEAD on a probe key; local: the folder is writable)."""
+    from apps.recordings.storage import recording_storage, uses_s3
+
+    storage = recording_storage()
+    try:
+        if uses_s3():
+            storage.exists("rtcstack-health-probe")
+        else:
+            location = Path(storage.location)
+            location.mkdir(parents=True, exist_ok=True)
+            if not os.access(location, os.W_OK):
+                return UNREACHABLE
+        return OK
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("Health: storage check failed: %s", exc.__class__.__name__)
+        return UNREACHABLE
 
 
 CHECKS: dict[str, Callable[[], str]] = {
@@ -77,6 +93,10 @@ def report() -> tuple[dict, bool]:
     checks = {name: check() for name, check in CHECKS.items()}
     healthy = all(checks[name] in (OK, NOT_CONFIGURED) for name in ESSENTIAL)
     degraded = any(state == UNREACHABLE for state in checks.values())
-    capabilities = {"transcriptionLive": False, "transcriptionPost": False, "recording": False}
+    capabilities = {
+        "transcriptionLive": False,
+        "transcriptionPost": False,
+        "recording": checks["livekit"] == OK and checks["storage"] == OK,
+    }
     status = "error" if not healthy else ("degraded" if degraded else "ok")
     return {"status": status, "checks": checks, "capabilities": capabilities}, healthy
