@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "apps.apikeys",
     "apps.rooms",
     "apps.recordings",
+    "apps.transcription",
     "apps.webhooks",
 ]
 
@@ -91,6 +92,8 @@ if REDIS_URL:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    # A killed worker's unacknowledged task is handed out again after this long.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600)}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -198,6 +201,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "IngressTypeEnum": ["rtmp", "whip"],
         "TrackTypeEnum": ["audio", "video", "data"],
+        "TranscriptionTypeEnum": "apps.transcription.models.Transcription.Kind",
+        "TranscriptionStatusEnum": "apps.transcription.models.Transcription.Status",
     },
 }
 
@@ -209,8 +214,11 @@ LIVEKIT_API_SECRET = env_str("LIVEKIT_API_SECRET", "secret" if DEBUG else "")
 TOKEN_TTL_SECONDS = env_int("TOKEN_TTL_SECONDS", 21_600)
 LIVEKIT_TIMEOUT_SECONDS = env_int("LIVEKIT_TIMEOUT_SECONDS", 5)
 
-# Whisper (reported by /v1/health; used by the transcription apps).
+# Whisper: the engine and client read their WHISPER_* variables themselves (apps/transcription, no Django).
 WHISPER_URL = env_str("WHISPER_URL")
+# Queue a post-call transcription whenever a recording completes (or per recording: autoTranscribe).
+AUTO_TRANSCRIBE_RECORDINGS = env_bool("AUTO_TRANSCRIBE_RECORDINGS", False)
+TRANSCRIPTION_MAX_RETRIES = env_int("TRANSCRIPTION_MAX_RETRIES", 5)
 
 # API keys: Fernet keys (comma-separated, newest first) that encrypt secrets at rest.
 # Unset: one key derived from SECRET_KEY (the deploy check warns).

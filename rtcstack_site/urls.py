@@ -10,6 +10,7 @@ urlpatterns = [
     path("v1/", include("apps.core.urls")),
     path("v1/", include("apps.rooms.urls")),
     path("v1/", include("apps.recordings.urls")),
+    path("v1/", include("apps.transcription.urls")),
     path("v1/", include("apps.webhooks.urls")),
     re_path(r"^v1/", unknown_endpoint),
 ]

@@ -56,7 +56,13 @@ def check_livekit() -> str:
 
 
 def check_whisper() -> str:
-    return _check_http(settings.WHISPER_URL, "/health")
+    """The Whisper service when WHISPER_URL is set; else whether the in-process engine's model is on disk."""
+    if settings.WHISPER_URL:
+        return _check_http(settings.WHISPER_URL, "/health")
+    from apps.transcription.engine import WhisperConfig
+
+    model = WhisperConfig.from_env().model
+    return OK if Path(model).is_dir() else UNREACHABLE
 
 
 def check_storage() -> str:
@@ -95,7 +101,7 @@ def report() -> tuple[dict, bool]:
     degraded = any(state == UNREACHABLE for state in checks.values())
     capabilities = {
         "transcriptionLive": False,
-        "transcriptionPost": False,
+        "transcriptionPost": checks["whisper"] == OK,
         "recording": checks["livekit"] == OK and checks["storage"] == OK,
     }
     status = "error" if not healthy else ("degraded" if degraded else "ok")

@@ -30,6 +30,9 @@ class Recording(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices)
     status = models.CharField(max_length=16, choices=Status.choices, db_index=True)
     audio_only = models.BooleanField(default=False)
+    auto_transcribe = models.BooleanField(
+        default=False, help_text="Queue a post-call transcription when the file is complete."
+    )
     storage_key = models.CharField(max_length=1024, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)

@@ -7,6 +7,10 @@ from .models import Recording
 
 class StartRecordingSerializer(InputSerializer):
     audioOnly = serializers.BooleanField(default=False, help_text="Record the room's audio only (OGG).")
+    autoTranscribe = serializers.BooleanField(
+        default=False,
+        help_text="Transcribe the recording when it is complete (AUTO_TRANSCRIBE_RECORDINGS does it for all).",
+    )
 
 
 class RecordingFilterSerializer(InputSerializer):
@@ -38,6 +42,7 @@ class RecordingSerializer(serializers.Serializer):
         help_text="starting, recording, ending, completed, failed (already_recording on start)"
     )
     audioOnly = serializers.BooleanField()
+    autoTranscribe = serializers.BooleanField()
     storageKey = serializers.CharField()
     size = serializers.IntegerField(allow_null=True, help_text="Bytes.")
     duration = serializers.FloatField(allow_null=True, help_text="Seconds.")

@@ -27,6 +27,7 @@ def recording_json(recording: Recording, host_url: str = "") -> dict[str, Any]:
         "source": recording.source,
         "status": recording.status,
         "audioOnly": recording.audio_only,
+        "autoTranscribe": recording.auto_transcribe,
         "storageKey": recording.storage_key,
         "size": recording.size_bytes,
         "duration": recording.duration_seconds,
@@ -59,7 +60,7 @@ def file_path(room_id: str, audio_only: bool) -> str:
     return f"{room_id}/{stamp}.{'ogg' if audio_only else 'mp4'}"
 
 
-def start(room_id: str, *, audio_only: bool = False) -> tuple[Recording, bool]:
+def start(room_id: str, *, audio_only: bool = False, auto_transcribe: bool = False) -> tuple[Recording, bool]:
     """Start a room-composite egress to storage; returns (recording, started). Idempotent per room."""
     existing = active_recording(room_id)
     if existing is not None:
@@ -84,6 +85,7 @@ def start(room_id: str, *, audio_only: bool = False) -> tuple[Recording, bool]:
                 if info.status == api.EgressStatus.EGRESS_ACTIVE
                 else Recording.Status.STARTING,
                 audio_only=audio_only,
+                auto_transcribe=auto_transcribe,
                 storage_key=path,
                 started_at=timezone.now(),
             )

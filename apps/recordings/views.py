@@ -55,7 +55,10 @@ class StartRecordingView(APIView):
     def post(self, request: Request, room_id: str) -> Response:
         serializer = StartRecordingSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        recording, started = services.start(room_id, audio_only=serializer.validated_data["audioOnly"])
+        data = serializer.validated_data
+        recording, started = services.start(
+            room_id, audio_only=data["audioOnly"], auto_transcribe=data["autoTranscribe"]
+        )
         body = services.recording_json(recording, _host(request))
         if not started:
             body["status"] = "already_recording"

@@ -11,6 +11,8 @@ from django.utils import timezone
 from livekit import api
 
 from apps.recordings import services as recordings
+from apps.recordings.models import Recording
+from apps.transcription import services as transcription
 from apps.webhooks.services import emit
 
 from .models import LiveKitEvent, ParticipantSession, Room, RoomSession
@@ -99,6 +101,8 @@ def egress_changed(event: api.WebhookEvent) -> None:
         emit("recording_started", recordings.recording_json(recording))
     elif event.event == "egress_ended":
         emit("recording_finished", recordings.recording_json(recording))
+        if recording.status == Recording.Status.COMPLETED and transcription.should_auto_transcribe(recording):
+            transcription.queue_post_call(recording)
 
 
 HANDLERS: dict[str, Callable[[api.WebhookEvent], None]] = {

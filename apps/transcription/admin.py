@@ -1,0 +1,60 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from apps.core.problems import Problem
+
+from . import services
+from .models import Segment, Transcription
+
+
+class SegmentInline(admin.TabularInline):
+    model = Segment
+    fields = ["start_ms", "end_ms", "speaker", "text"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Transcription | None = None) -> bool:
+        return False
+
+
+@admin.register(Transcription)
+class TranscriptionAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "status", "room_name", "recording", "language", "duration_seconds", "queued_at"]
+    list_filter = ["status", "kind", "room_name", "queued_at"]
+    search_fields = ["id", "room_name", "recording__id", "segments__text"]
+    readonly_fields = [
+        "id", "kind", "status", "room_name", "recording", "language", "duration_seconds", "error", "attempts",
+        "queued_at", "started_at", "completed_at",
+    ]  # fmt: skip
+    inlines = [SegmentInline]
+    actions = ["rerun", "export_srt", "export_text"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Transcribe the recording again")
+    def rerun(self, request: HttpRequest, queryset: QuerySet[Transcription]) -> None:
+        queued = 0
+        for transcription in queryset.filter(kind=Transcription.Kind.POST_CALL, recording__isnull=False):
+            try:
+                services.queue_post_call(transcription.recording, transcription.language)
+                queued += 1
+            except Problem as problem:
+                self.message_user(request, f"{transcription}: {problem.detail}", messages.ERROR)
+        self.message_user(request, f"Queued {queued} new transcription(s).", messages.SUCCESS)
+
+    def _export(self, queryset: QuerySet[Transcription], output: str, extension: str) -> HttpResponse:
+        body = "\n\n".join(services.render(t, output) for t in queryset)
+        response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="transcripts.{extension}"'
+        return response
+
+    @admin.action(description="Export as SRT")
+    def export_srt(self, request: HttpRequest, queryset: QuerySet[Transcription]) -> HttpResponse:
+        return self._export(queryset, "srt", "srt")
+
+    @admin.action(description="Export as text")
+    def export_text(self, request: HttpRequest, queryset: QuerySet[Transcription]) -> HttpResponse:
+        return self._export(queryset, "text", "txt")

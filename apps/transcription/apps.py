@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class TranscriptionConfig(AppConfig):
+    name = "apps.transcription"
+    label = "transcription"
+    verbose_name = "Transcription"

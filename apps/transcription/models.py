@@ -1,0 +1,62 @@
+import secrets
+
+from django.db import models
+
+
+def new_transcription_id() -> str:
+    return "tr_" + secrets.token_hex(12)
+
+
+class Transcription(models.Model):
+    """A transcript of a recording (post-call) or of a call as it happens (live)."""
+
+    class Kind(models.TextChoices):
+        POST_CALL = "post_call", "Post-call"
+        LIVE = "live", "Live"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        ACTIVE = "active"
+        STOPPED = "stopped"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_transcription_id, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, db_index=True)
+    room_name = models.CharField("room ID", max_length=256, blank=True, db_index=True)
+    recording = models.ForeignKey(
+        "recordings.Recording", null=True, blank=True, on_delete=models.SET_NULL, related_name="transcriptions"
+    )
+    language = models.CharField(max_length=16, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Segment(models.Model):
+    """One timed piece of a transcript; times are milliseconds from the start of the audio."""
+
+    transcription = models.ForeignKey(Transcription, on_delete=models.CASCADE, related_name="segments")
+    start_ms = models.PositiveIntegerField()
+    end_ms = models.PositiveIntegerField()
+    text = models.TextField()
+    speaker_id = models.CharField(max_length=256, blank=True)
+    speaker = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        ordering = ["start_ms", "id"]
+        indexes = [models.Index(fields=["transcription", "start_ms"])]
+
+    def __str__(self) -> str:
+        return self.text[:60]

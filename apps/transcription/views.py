@@ -1,0 +1,108 @@
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.apikeys.models import Scope
+from apps.core.pagination import page_schema, paginate
+from apps.core.problems import NotFound
+from apps.recordings.services import get_recording
+
+from . import services
+from .models import Transcription
+from .serializers import (
+    FormatSerializer,
+    QueuedSerializer,
+    TranscribeSerializer,
+    TranscriptionFilterSerializer,
+    TranscriptionSerializer,
+    TranscriptionSummarySerializer,
+)
+
+CONTENT_TYPES = {"text": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt"}
+
+
+class TranscribeRecordingView(APIView):
+    required_scope = Scope.TRANSCRIPTION
+
+    @extend_schema(
+        request=TranscribeSerializer,
+        responses={202: QueuedSerializer},
+        tags=["transcription"],
+        summary="Transcribe a recording after the call",
+    )
+    def post(self, request: Request, recording_id: str) -> Response:
+        options = TranscribeSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        transcription = services.queue_post_call(
+            get_recording(recording_id), options.validated_data.get("language", "")
+        )
+        return Response(
+            {
+                "transcriptionId": transcription.id,
+                "recordingId": recording_id,
+                "status": transcription.status,
+                "queuedAt": services.transcription_json(transcription, with_segments=False)["queuedAt"],
+            },
+            status=202,
+        )
+
+
+class TranscriptionsView(APIView):
+    required_scope = Scope.TRANSCRIPTION
+
+    @extend_schema(
+        parameters=[TranscriptionFilterSerializer],
+        responses=page_schema("transcriptions", TranscriptionSummarySerializer),
+        tags=["transcription"],
+        summary="List transcriptions",
+        operation_id="transcriptions_list",
+    )
+    def get(self, request: Request) -> Response:
+        filters = TranscriptionFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        found = Transcription.objects.all()
+        for param, field in (
+            ("roomId", "room_name"),
+            ("recordingId", "recording_id"),
+            ("type", "kind"),
+            ("status", "status"),
+        ):
+            if data.get(param):
+                found = found.filter(**{field: data[param]})
+        return Response(
+            paginate(request, found, "transcriptions", lambda t: services.transcription_json(t, with_segments=False))
+        )
+
+
+def _get(transcription_id: str) -> Transcription:
+    transcription = Transcription.objects.filter(pk=transcription_id).first()
+    if transcription is None:
+        raise NotFound(f"No transcription {transcription_id!r}.")
+    return transcription
+
+
+class TranscriptionView(APIView):
+    required_scope = Scope.TRANSCRIPTION
+
+    @extend_schema(
+        parameters=[FormatSerializer],
+        responses=TranscriptionSerializer,
+        tags=["transcription"],
+        summary="A transcription: JSON, or ?format=text|srt|vtt",
+    )
+    def get(self, request: Request, transcription_id: str) -> Response | HttpResponse:
+        output = FormatSerializer(data=request.query_params)
+        output.is_valid(raise_exception=True)
+        transcription = _get(transcription_id)
+        name = output.validated_data["format"]
+        if name == "json":
+            return Response(services.transcription_json(transcription))
+        return HttpResponse(services.render(transcription, name), content_type=f"{CONTENT_TYPES[name]}; charset=utf-8")
+
+    @extend_schema(responses={204: None}, tags=["transcription"], summary="Delete a transcription")
+    def delete(self, request: Request, transcription_id: str) -> Response:
+        _get(transcription_id).delete()
+        return Response(status=204)
