@@ -1,5 +1,6 @@
 """JSON in and out through orjson, with content negotiation that does no work when there is one renderer."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -38,3 +39,8 @@ class SingleRendererNegotiation(DefaultContentNegotiation):
         if len(renderers) == 1:
             return renderers[0], renderers[0].media_type
         return super().select_renderer(request, renderers, format_suffix)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """Timestamps on the wire: ISO 8601 in UTC with a `Z`, or null."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None

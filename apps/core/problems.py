@@ -62,6 +62,14 @@ class NotFound(Problem):
     title = "Not found"
 
 
+def get_or_404(queryset: Any, detail: str, **lookup: Any) -> Any:
+    """The one object matching `lookup`, or a 404 problem saying what was not found."""
+    found = queryset.filter(**lookup).first()
+    if found is None:
+        raise NotFound(detail)
+    return found
+
+
 class Conflict(Problem):
     status_code = 409
     kind = "conflict"

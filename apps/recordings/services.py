@@ -8,15 +8,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from livekit import api
 
-from apps.core.problems import Conflict, NotFound, Problem
+from apps.core.codecs import iso_utc
+from apps.core.problems import Conflict, NotFound, Problem, get_or_404
 from apps.rooms import livekit
 
 from .models import Recording
 from .storage import download_url, egress_upload, guarded, recording_storage
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def recording_json(recording: Recording, host_url: str = "") -> dict[str, Any]:
@@ -32,9 +29,9 @@ def recording_json(recording: Recording, host_url: str = "") -> dict[str, Any]:
         "size": recording.size_bytes,
         "duration": recording.duration_seconds,
         "error": recording.error or None,
-        "startedAt": _iso(recording.started_at),
-        "endedAt": _iso(recording.ended_at),
-        "createdAt": _iso(recording.created_at),
+        "startedAt": iso_utc(recording.started_at),
+        "endedAt": iso_utc(recording.ended_at),
+        "createdAt": iso_utc(recording.created_at),
         "downloadUrl": None,
     }
     if recording.status == Recording.Status.COMPLETED and recording.storage_key:
@@ -49,10 +46,7 @@ def active_recording(room_id: str) -> Recording | None:
 
 
 def get_recording(recording_id: str) -> Recording:
-    recording = Recording.objects.filter(pk=recording_id).first()
-    if recording is None:
-        raise NotFound(f"No recording {recording_id!r}.")
-    return recording
+    return get_or_404(Recording.objects, f"No recording {recording_id!r}.", pk=recording_id)
 
 
 def file_path(room_id: str, audio_only: bool) -> str:

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
-from apps.core.codecs import ORJSONParser
+from apps.core.codecs import ORJSONParser, iso_utc
 from apps.core.pagination import page_schema, paginate
 
 from . import services
@@ -38,7 +38,7 @@ class RoomRecordingView(APIView):
                 "isRecording": recording is not None,
                 "recordingId": recording.id if recording else None,
                 "egressId": recording.egress_id if recording else None,
-                "startedAt": services.recording_json(recording)["startedAt"] if recording else None,
+                "startedAt": iso_utc(recording.started_at) if recording else None,
             }
         )
 

@@ -15,6 +15,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from livekit import api
 
+from apps.core.codecs import iso_utc
 from apps.core.problems import Conflict, NotFound, Problem, ServiceUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class IssuedToken:
         return {
             "token": self.token,
             "url": self.url,
-            "expiresAt": self.expires_at.isoformat().replace("+00:00", "Z"),
+            "expiresAt": iso_utc(self.expires_at),
         }
 
 

@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from livekit import api
 
+from apps.core.codecs import iso_utc
 from apps.core.problems import NotFound
 
 from . import livekit
@@ -14,9 +15,8 @@ from .models import Room, RoomSession
 
 
 def _iso(seconds: int) -> str | None:
-    if not seconds:
-        return None
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
+    """LiveKit sends Unix seconds, 0 for unknown."""
+    return iso_utc(datetime.fromtimestamp(seconds, tz=UTC)) if seconds else None
 
 
 def room_json(room: api.Room) -> dict[str, Any]:
@@ -71,8 +71,8 @@ def ingress_json(ingress: api.IngressInfo) -> dict[str, Any]:
 def session_json(session: RoomSession) -> dict[str, Any]:
     return {
         "sid": session.sid,
-        "startedAt": session.started_at.isoformat(),
-        "endedAt": session.ended_at.isoformat() if session.ended_at else None,
+        "startedAt": iso_utc(session.started_at),
+        "endedAt": iso_utc(session.ended_at),
         "durationSeconds": int(session.duration.total_seconds()) if session.duration else None,
         "peakParticipants": session.peak_participants,
     }
@@ -187,6 +187,7 @@ def list_ingress(room_id: str) -> list[api.IngressInfo]:
 
 
 def delete_ingress(room_id: str, ingress_id: str) -> None:
+    """Scoped to the room in the URL: LiveKit deletes ingresses by id alone, whatever room they feed."""
     if not any(item.ingress_id == ingress_id for item in list_ingress(room_id)):
         raise NotFound(f"No ingress {ingress_id!r} in room {room_id!r}.")
     livekit.call(

@@ -9,13 +9,14 @@ with the most overlap wins. With no overlap the segment stays unlabelled rather 
 import logging
 import shutil
 import tempfile
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.codecs import iso_utc
 from apps.core.problems import Conflict
 from apps.recordings.models import Recording
 from apps.recordings.storage import recording_storage
@@ -28,10 +29,6 @@ from .transcript import Segment as TranscriptSegment
 from .transcript import Transcript
 
 logger = logging.getLogger(__name__)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def queue_post_call(recording: Recording, language: str = "") -> Transcription:
@@ -179,9 +176,9 @@ def transcription_json(transcription: Transcription, *, with_segments: bool = Tr
         "language": transcription.language or None,
         "duration": transcription.duration_seconds,
         "error": transcription.error or None,
-        "queuedAt": _iso(transcription.queued_at),
-        "startedAt": _iso(transcription.started_at),
-        "completedAt": _iso(transcription.completed_at),
+        "queuedAt": iso_utc(transcription.queued_at),
+        "startedAt": iso_utc(transcription.started_at),
+        "completedAt": iso_utc(transcription.completed_at),
     }
     if with_segments:
         segments = list(transcription.segments.all())

@@ -5,8 +5,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
+from apps.core.codecs import iso_utc
 from apps.core.pagination import page_schema, paginate
-from apps.core.problems import NotFound
+from apps.core.problems import get_or_404
 from apps.recordings.services import get_recording
 
 from . import services
@@ -43,7 +44,7 @@ class TranscribeRecordingView(APIView):
                 "transcriptionId": transcription.id,
                 "recordingId": recording_id,
                 "status": transcription.status,
-                "queuedAt": services.transcription_json(transcription, with_segments=False)["queuedAt"],
+                "queuedAt": iso_utc(transcription.queued_at),
             },
             status=202,
         )
@@ -78,10 +79,7 @@ class TranscriptionsView(APIView):
 
 
 def _get(transcription_id: str) -> Transcription:
-    transcription = Transcription.objects.filter(pk=transcription_id).first()
-    if transcription is None:
-        raise NotFound(f"No transcription {transcription_id!r}.")
-    return transcription
+    return get_or_404(Transcription.objects, f"No transcription {transcription_id!r}.", pk=transcription_id)
 
 
 class TranscriptionView(APIView):

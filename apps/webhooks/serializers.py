@@ -2,6 +2,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from apps.core.codecs import iso_utc
 from apps.core.serializers import InputSerializer
 
 from . import services, targets
@@ -58,10 +59,6 @@ class DeliveryQuerySerializer(InputSerializer):
     status = serializers.ChoiceField(choices=DeliveryStatus.values, required=False)
 
 
-def iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def render_endpoint(endpoint: WebhookEndpoint) -> dict[str, Any]:
     return {
         "id": endpoint.public_id,
@@ -69,7 +66,7 @@ def render_endpoint(endpoint: WebhookEndpoint) -> dict[str, Any]:
         "description": endpoint.description,
         "events": endpoint.events,
         "active": endpoint.active,
-        "createdAt": iso(endpoint.created_at),
+        "createdAt": iso_utc(endpoint.created_at),
     }
 
 
@@ -82,8 +79,8 @@ def render_delivery(delivery: WebhookDelivery) -> dict[str, Any]:
         "responseCode": delivery.last_response_code,
         "durationMs": delivery.last_duration_ms,
         "error": delivery.last_error or None,
-        "createdAt": iso(delivery.created_at),
-        "nextAttemptAt": iso(delivery.next_attempt_at),
+        "createdAt": iso_utc(delivery.created_at),
+        "nextAttemptAt": iso_utc(delivery.next_attempt_at),
     }
 
 

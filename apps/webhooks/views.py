@@ -5,7 +5,7 @@ from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
 from apps.core.pagination import PageQuerySerializer, page_schema, paginate
-from apps.core.problems import Conflict, NotFound
+from apps.core.problems import Conflict, get_or_404
 
 from . import services
 from .models import WebhookEndpoint
@@ -25,10 +25,7 @@ TAGS = ["webhooks"]
 
 
 def get_endpoint(webhook_id: str) -> WebhookEndpoint:
-    endpoint = WebhookEndpoint.objects.filter(public_id=webhook_id).first()
-    if endpoint is None:
-        raise NotFound(f"No webhook endpoint with ID {webhook_id}.")
-    return endpoint
+    return get_or_404(WebhookEndpoint.objects, f"No webhook endpoint with ID {webhook_id}.", public_id=webhook_id)
 
 
 class WebhookListView(APIView):
