@@ -4,6 +4,7 @@ import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from django.contrib.admin.utils import quote
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.urls import reverse
 
@@ -209,8 +210,8 @@ def test_admin_lists_and_links_recordings(api: SignedClient, s3, bucket, admin_c
     page = admin_client.get("/admin/recordings/recording/", {"status__exact": "completed"}).content.decode()
     assert recording_id in page
     assert "X-Amz-Signature" in page
-    # reverse() quotes the id the way the admin's own links do ("_" becomes "_5F").
-    delete_url = reverse("admin:recordings_recording_delete", args=[recording_id])
+    # quote() the id the way the admin's own links do ("_24" would otherwise be read as "$").
+    delete_url = reverse("admin:recordings_recording_delete", args=[quote(recording_id)])
     deleted = admin_client.post(delete_url, {"post": "yes"}, follow=True)
     assert not Recording.objects.exists(), [str(m) for m in deleted.context["messages"]]
     assert not exists(bucket, "r/1.mp4")

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import boto3
 import pytest
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from apps.recordings.models import Recording
@@ -188,7 +189,7 @@ def test_admin_rerun_and_export(admin_client, db) -> None:
     recording = Recording.objects.create(room_name="r", source="upload", status="completed", storage_key="k.wav")
     done = Transcription.objects.create(kind="post_call", status="completed", room_name="r", recording=recording)
     Segment.objects.create(transcription=done, start_ms=0, end_ms=1500, text="Hello there.", speaker="Alice")
-    page = admin_client.get(reverse("admin:transcription_transcription_change", args=[done.id])).content.decode()
+    page = admin_client.get(reverse("admin:transcription_transcription_change", args=[quote(done.id)])).content.decode()
     assert "Hello there." in page
     exported = admin_client.post(
         "/admin/transcription/transcription/", {"action": "export_srt", "_selected_action": [done.id]}
