@@ -1,4 +1,4 @@
-"""A real Celery worker for tests: a child process on the test database and the test Redis broker."""
+"""Real worker processes for tests (Celery, the live persister) on the test database and the test Redis."""
 
 import os
 import subprocess
@@ -48,3 +48,34 @@ def celery_worker(extra_env: dict[str, str] | None = None, *, timeout: float = 3
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+
+
+@contextmanager
+def live_persister(name: str = "tests-persister", *, timeout: float = 30) -> Iterator[subprocess.Popen]:
+    """Run `manage.py persistlive` as its own process (as `serve` and the deployment do); SIGTERM after."""
+    command = [sys.executable, str(ROOT / "manage.py"), "persistlive", "--name", name]
+    with tempfile.NamedTemporaryFile("w+", prefix="persister-", suffix=".log") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=server_environment(), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                log.seek(0)
+                if "Persisting live segments" in log.read():
+                    break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError("the live persister did not start:\n" + log.read()[-5000:])
+                time.sleep(0.1)
+            yield process
+        except BaseException:
+            log.seek(0)
+            print("Live persister log (tail):\n" + log.read()[-5000:])
+            raise
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)

@@ -100,7 +100,8 @@ def report() -> tuple[dict, bool]:
     healthy = all(checks[name] in (OK, NOT_CONFIGURED) for name in ESSENTIAL)
     degraded = any(state == UNREACHABLE for state in checks.values())
     capabilities = {
-        "transcriptionLive": False,
+        # The agent itself registers with LiveKit, not with us: live needs LiveKit and the Redis hand-over.
+        "transcriptionLive": checks["livekit"] == OK and checks["redis"] == OK,
         "transcriptionPost": checks["whisper"] == OK,
         "recording": checks["livekit"] == OK and checks["storage"] == OK,
     }

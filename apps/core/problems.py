@@ -109,13 +109,14 @@ def problem_body(status: int, kind: str, title: str, detail: str, **extra: Any) 
     return {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": detail, **extra}
 
 
-def _flatten_errors(detail: Any) -> dict[str, list[str]]:
-    if isinstance(detail, dict):
-        return {
-            str(field): [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]
-            for field, messages in detail.items()
-        }
-    return {"non_field_errors": [str(m) for m in detail] if isinstance(detail, list) else [str(detail)]}
+def _flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's error tree as `{field: [messages]}`; nested objects' fields are dotted (`options.partialResults`)."""
+    if not isinstance(detail, dict):
+        return {prefix or "non_field_errors": [str(m) for m in detail] if isinstance(detail, list) else [str(detail)]}
+    flat: dict[str, list[str]] = {}
+    for field, messages in detail.items():
+        flat.update(_flatten_errors(messages, f"{prefix}.{field}" if prefix else str(field)))
+    return flat
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

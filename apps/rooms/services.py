@@ -109,7 +109,7 @@ def list_rooms() -> list[api.Room]:
     return list(livekit.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest())).rooms)
 
 
-def _active_room(room_id: str) -> api.Room:
+def active_room(room_id: str) -> api.Room:
     found = livekit.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=[room_id]))).rooms
     if not found:
         raise NotFound(_no_room(room_id))
@@ -117,7 +117,7 @@ def _active_room(room_id: str) -> api.Room:
 
 
 def get_room(room_id: str) -> dict[str, Any]:
-    details = room_json(_active_room(room_id))
+    details = room_json(active_room(room_id))
     details["sessions"] = [session_json(s) for s in recent_sessions(room_id)]
     return details
 
@@ -136,7 +136,7 @@ def _no_room(room_id: str) -> str:
 
 
 def list_participants(room_id: str) -> list[api.ParticipantInfo]:
-    _active_room(room_id)  # LiveKit lists an unknown room as empty; tell the caller it does not exist
+    active_room(room_id)  # LiveKit lists an unknown room as empty; tell the caller it does not exist
     response = livekit.call(
         lambda lk: lk.room.list_participants(api.ListParticipantsRequest(room=room_id)), not_found=_no_room(room_id)
     )

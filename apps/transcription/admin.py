@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 
 from apps.core.problems import Problem
 
-from . import services
+from . import live, services
 from .models import Segment, Transcription
 
 
@@ -26,10 +26,10 @@ class TranscriptionAdmin(admin.ModelAdmin):
     search_fields = ["id", "room_name", "recording__id", "segments__text"]
     readonly_fields = [
         "id", "kind", "status", "room_name", "recording", "language", "duration_seconds", "error", "attempts",
-        "queued_at", "started_at", "completed_at",
+        "queued_at", "started_at", "completed_at", "speakers", "partial_results", "dispatch_id",
     ]  # fmt: skip
     inlines = [SegmentInline]
-    actions = ["rerun", "export_srt", "export_text"]
+    actions = ["rerun", "stop_live", "export_srt", "export_text"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -44,6 +44,17 @@ class TranscriptionAdmin(admin.ModelAdmin):
             except Problem as problem:
                 self.message_user(request, f"{transcription}: {problem.detail}", messages.ERROR)
         self.message_user(request, f"Queued {queued} new transcription(s).", messages.SUCCESS)
+
+    @admin.action(description="Stop the live transcription")
+    def stop_live(self, request: HttpRequest, queryset: QuerySet[Transcription]) -> None:
+        stopped = 0
+        for transcription in queryset.filter(kind=Transcription.Kind.LIVE, status=Transcription.Status.ACTIVE):
+            try:
+                live.stop(transcription.room_name)
+                stopped += 1
+            except Problem as problem:
+                self.message_user(request, f"{transcription}: {problem.detail}", messages.ERROR)
+        self.message_user(request, f"Stopped {stopped} live transcription(s).", messages.SUCCESS)
 
     def _export(self, queryset: QuerySet[Transcription], output: str, extension: str) -> HttpResponse:
         body = "\n\n".join(services.render(t, output) for t in queryset)

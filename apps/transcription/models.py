@@ -35,10 +35,22 @@ class Transcription(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField("completed or stopped at", null=True, blank=True)
+    # Live sessions only: identity → display name, whether the agent sends partial results, its dispatch.
+    speakers = models.JSONField(default=dict, blank=True)
+    partial_results = models.BooleanField(default=False)
+    dispatch_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-queued_at"]
+        constraints = [
+            # One live transcription at a time per room: start is idempotent.
+            models.UniqueConstraint(
+                fields=["room_name"],
+                condition=models.Q(kind="live", status="active"),
+                name="one_active_live_transcription_per_room",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.id
@@ -53,10 +65,19 @@ class Segment(models.Model):
     text = models.TextField()
     speaker_id = models.CharField(max_length=256, blank=True)
     speaker = models.CharField(max_length=256, blank=True)
+    # The agent's id for a live segment: redelivered stream entries must not be stored twice.
+    segment_key = models.CharField(max_length=128, blank=True)
 
     class Meta:
         ordering = ["start_ms", "id"]
         indexes = [models.Index(fields=["transcription", "start_ms"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["transcription", "segment_key"],
+                condition=~models.Q(segment_key=""),
+                name="unique_live_segment",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.text[:60]

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from apps.core.serializers import InputSerializer
 
+from .engine import normalise_language
 from .models import Transcription
 
 OUTPUT_FORMATS = ["json", "text", "srt", "vtt"]
@@ -60,3 +61,78 @@ class QueuedSerializer(serializers.Serializer):
     recordingId = serializers.CharField()
     status = serializers.CharField()
     queuedAt = serializers.DateTimeField()
+
+
+def _valid_language(value: str) -> str:
+    """A known code, "auto" (detect), or "" (the agent's default)."""
+    try:
+        return normalise_language(value) or ("auto" if value.strip() else "")
+    except ValueError as error:
+        raise serializers.ValidationError(str(error)) from error
+
+
+class LiveOptionsSerializer(serializers.Serializer):
+    partialResults = serializers.BooleanField(
+        default=False, help_text="Also publish transcript_partial messages while someone speaks."
+    )
+
+
+class StartLiveSerializer(serializers.Serializer):
+    language = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=16,
+        help_text="ISO code (en-US is read as en) or auto; default: the agent's STT_LANGUAGE.",
+    )
+    participants = serializers.DictField(
+        child=serializers.CharField(max_length=256),
+        required=False,
+        help_text="Participant identity → display name shown in transcripts.",
+    )
+    options = LiveOptionsSerializer(required=False)
+
+    def validate_language(self, value: str) -> str:
+        return _valid_language(value)
+
+
+class SpeakersSerializer(serializers.Serializer):
+    participants = serializers.DictField(
+        child=serializers.CharField(max_length=256),
+        allow_empty=False,
+        help_text="Participant identity → display name; merged into the current names.",
+    )
+
+
+class LiveQuerySerializer(FormatSerializer):
+    since = serializers.IntegerField(
+        required=False, min_value=0, help_text="A `cursor` from an earlier response: only segments stored after it."
+    )
+
+
+# Response shapes of the live endpoints, for the OpenAPI schema (live views build the JSON).
+class LiveSegmentSerializer(SegmentSerializer):
+    seq = serializers.IntegerField(help_text="Storage order; the highest one seen is the next `since`.")
+
+
+class LiveStartedSerializer(serializers.Serializer):
+    transcriptionId = serializers.CharField()
+    roomId = serializers.CharField()
+    status = serializers.CharField()
+    language = serializers.CharField(allow_null=True)
+    startedAt = serializers.DateTimeField()
+    partialResults = serializers.BooleanField()
+    speakers = serializers.DictField(child=serializers.CharField())
+
+
+class LiveStoppedSerializer(serializers.Serializer):
+    transcriptionId = serializers.CharField()
+    status = serializers.CharField()
+    stoppedAt = serializers.DateTimeField()
+    segmentCount = serializers.IntegerField()
+
+
+class LiveTranscriptSerializer(LiveStartedSerializer):
+    stoppedAt = serializers.DateTimeField(allow_null=True)
+    segments = LiveSegmentSerializer(many=True)
+    text = serializers.CharField()
+    cursor = serializers.IntegerField(allow_null=True, help_text="Pass as `since` to get only newer segments.")

@@ -9,6 +9,7 @@ with the most overlap wins. With no overlap the segment stays unlabelled rather 
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -142,8 +143,8 @@ def label_speakers(transcription: Transcription) -> None:
             segment.save(update_fields=["speaker_id", "speaker"])
 
 
-def as_transcript(transcription: Transcription) -> Transcript:
-    """The stored segments as a Transcript, speaker names prefixed, for the text/SRT/VTT renderers."""
+def as_transcript(transcription: Transcription, segments: Iterable[Segment] | None = None) -> Transcript:
+    """The stored segments (or the given ones) as a Transcript, speaker names prefixed, for the renderers."""
     return Transcript(
         language=transcription.language,
         duration=transcription.duration_seconds or 0.0,
@@ -153,7 +154,7 @@ def as_transcript(transcription: Transcription) -> Transcript:
                 end=s.end_ms / 1000,
                 text=f"{s.speaker}: {s.text}" if s.speaker else s.text,
             )
-            for s in transcription.segments.all()
+            for s in (transcription.segments.all() if segments is None else segments)
         ],
     )
 
@@ -187,8 +188,8 @@ def transcription_json(transcription: Transcription, *, with_segments: bool = Tr
     return body
 
 
-def render(transcription: Transcription, output: str) -> str:
-    return formats.render(as_transcript(transcription), output)
+def render(transcription: Transcription, output: str, segments: Iterable[Segment] | None = None) -> str:
+    return formats.render(as_transcript(transcription, segments), output)
 
 
 def should_auto_transcribe(recording: Recording) -> bool:

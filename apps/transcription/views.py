@@ -10,11 +10,17 @@ from apps.core.pagination import page_schema, paginate
 from apps.core.problems import get_or_404
 from apps.recordings.services import get_recording
 
-from . import services
+from . import live, services
 from .models import Transcription
 from .serializers import (
     FormatSerializer,
+    LiveQuerySerializer,
+    LiveStartedSerializer,
+    LiveStoppedSerializer,
+    LiveTranscriptSerializer,
     QueuedSerializer,
+    SpeakersSerializer,
+    StartLiveSerializer,
     TranscribeSerializer,
     TranscriptionFilterSerializer,
     TranscriptionSerializer,
@@ -78,6 +84,10 @@ class TranscriptionsView(APIView):
         )
 
 
+def _rendered(body: str, name: str) -> HttpResponse:
+    return HttpResponse(body, content_type=f"{CONTENT_TYPES[name]}; charset=utf-8")
+
+
 def _get(transcription_id: str) -> Transcription:
     return get_or_404(Transcription.objects, f"No transcription {transcription_id!r}.", pk=transcription_id)
 
@@ -98,9 +108,86 @@ class TranscriptionView(APIView):
         name = output.validated_data["format"]
         if name == "json":
             return Response(services.transcription_json(transcription))
-        return HttpResponse(services.render(transcription, name), content_type=f"{CONTENT_TYPES[name]}; charset=utf-8")
+        return _rendered(services.render(transcription, name), name)
 
     @extend_schema(responses={204: None}, tags=["transcription"], summary="Delete a transcription")
     def delete(self, request: Request, transcription_id: str) -> Response:
         _get(transcription_id).delete()
         return Response(status=204)
+
+
+class StartLiveView(APIView):
+    required_scope = Scope.TRANSCRIPTION
+
+    @extend_schema(
+        request=StartLiveSerializer,
+        responses={201: LiveStartedSerializer, 200: LiveStartedSerializer},
+        tags=["transcription"],
+        summary="Start transcribing a room live (dispatches the stt-live agent; idempotent)",
+    )
+    def post(self, request: Request, room_id: str) -> Response:
+        options = StartLiveSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        data = options.validated_data
+        transcription, started = live.start(
+            room_id,
+            language=data.get("language", ""),
+            speakers=data.get("participants"),
+            partial_results=data.get("options", {}).get("partialResults", False),
+        )
+        return Response(live.live_json(transcription), status=201 if started else 200)
+
+
+class StopLiveView(APIView):
+    required_scope = Scope.TRANSCRIPTION
+
+    @extend_schema(
+        request=None, responses=LiveStoppedSerializer, tags=["transcription"], summary="Stop the live transcription"
+    )
+    def post(self, request: Request, room_id: str) -> Response:
+        transcription = live.stop(room_id)
+        return Response(
+            {
+                "transcriptionId": transcription.id,
+                "status": transcription.status,
+                "stoppedAt": iso_utc(transcription.completed_at),
+                "segmentCount": transcription.segments.count(),
+            }
+        )
+
+
+class LiveTranscriptView(APIView):
+    required_scope = Scope.TRANSCRIPTION
+
+    @extend_schema(
+        parameters=[LiveQuerySerializer],
+        responses=LiveTranscriptSerializer,
+        tags=["transcription"],
+        summary="The room's live transcript so far (the active session, else the latest)",
+    )
+    def get(self, request: Request, room_id: str) -> Response | HttpResponse:
+        query = LiveQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        transcription = live.latest_live(room_id)
+        since = query.validated_data.get("since")
+        segments = list(live.live_segments(transcription, since))
+        name = query.validated_data["format"]
+        if name == "json":
+            return Response(live.live_json(transcription, segments, since))
+        return _rendered(services.render(transcription, name, segments), name)
+
+
+class SpeakersView(APIView):
+    required_scope = Scope.TRANSCRIPTION
+
+    @extend_schema(
+        request=SpeakersSerializer,
+        responses=LiveStartedSerializer,
+        tags=["transcription"],
+        summary="Set participants' display names in the live transcript",
+    )
+    def patch(self, request: Request, room_id: str) -> Response:
+        names = SpeakersSerializer(data=request.data)
+        names.is_valid(raise_exception=True)
+        transcription = live.update_speakers(live.latest_live(room_id), names.validated_data["participants"])
+        return Response(live.live_json(transcription))

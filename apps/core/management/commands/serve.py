@@ -14,7 +14,10 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Prepare the database and run the HTTP server (granian, WSGI) and a Celery worker until interrupted."
+    help = (
+        "Prepare the database and run the HTTP server (granian, WSGI), a Celery worker and, with Redis, "
+        "the live-segment persister until interrupted."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -52,6 +55,8 @@ class Command(BaseCommand):
                     "2",
                 ]
             )
+        if settings.REDIS_URL:  # the live agent's segments arrive through Redis; without it there is no live path
+            commands.append([sys.executable, str(settings.BASE_DIR / "manage.py"), "persistlive"])
         self.stdout.write(
             f"RTCstack on http://{options['host']}:{options['port']}/ (admin: /admin/, API docs: /v1/docs); "
             f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "

@@ -1,0 +1,141 @@
+"""The Redis contract between the platform and the live agent: key names, the session record, segment entries.
+
+The platform writes the session record when a live transcription starts (and rewrites it on speaker changes
+and stop); the agent reads it. The agent appends every final segment to the room's stream and publishes its
+other messages (speaking, speaking_stopped, transcript_partial) on the room's event channel; the platform
+persists the stream to PostgreSQL through a consumer group, so an entry stays pending until it is stored.
+Both sides import this module (it has no Django and no LiveKit imports).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+PREFIX = "rtcstack:live"
+ACTIVE_ROOMS = f"{PREFIX}:rooms"  # set of room names whose streams the persister reads
+PERSIST_GROUP = "persister"  # the platform's consumer group on every segment stream
+
+
+def session_key(room: str) -> str:
+    return f"{PREFIX}:session:{room}"
+
+
+def segments_key(room: str) -> str:
+    return f"{PREFIX}:segments:{room}"
+
+
+def events_channel(room: str) -> str:
+    return f"{PREFIX}:events:{room}"
+
+
+@dataclass
+class SessionRecord:
+    """What the agent needs to know about a room's live transcription (a Redis hash)."""
+
+    transcription_id: str
+    status: str  # "active" or "stopped"
+    language: str = ""  # "" = the agent's default (STT_LANGUAGE)
+    partial_results: bool = False
+    started_at_ms: int = 0  # epoch ms: segment times are ms since this moment
+    speakers: dict[str, str] = field(default_factory=dict)  # participant identity → display name
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    def to_hash(self) -> dict[str, str]:
+        return {
+            "transcriptionId": self.transcription_id,
+            "status": self.status,
+            "language": self.language,
+            "partialResults": "1" if self.partial_results else "0",
+            "startedAtMs": str(self.started_at_ms),
+            "speakers": json.dumps(self.speakers, ensure_ascii=False),
+        }
+
+    @classmethod
+    def from_hash(cls, data: dict[bytes | str, bytes | str]) -> SessionRecord | None:
+        if not data:
+            return None
+        values = {_text(key): _text(value) for key, value in data.items()}
+        return cls(
+            transcription_id=values.get("transcriptionId", ""),
+            status=values.get("status", "stopped"),
+            language=values.get("language", ""),
+            partial_results=values.get("partialResults") == "1",
+            started_at_ms=int(values.get("startedAtMs") or 0),
+            speakers=json.loads(values.get("speakers") or "{}"),
+        )
+
+
+@dataclass(frozen=True)
+class SegmentEntry:
+    """One final segment as it travels through the room's stream (field names match the wire payload)."""
+
+    transcription_id: str
+    segment_id: str  # unique within the transcription: the platform's idempotency key
+    speaker_id: str
+    speaker: str
+    start_ms: int
+    end_ms: int
+    text: str
+    language: str = ""
+
+    def to_fields(self) -> dict[str, str]:
+        return {
+            "transcriptionId": self.transcription_id,
+            "segmentId": self.segment_id,
+            "speakerId": self.speaker_id,
+            "speaker": self.speaker,
+            "startMs": str(self.start_ms),
+            "endMs": str(self.end_ms),
+            "text": self.text,
+            "language": self.language,
+        }
+
+    @classmethod
+    def from_fields(cls, data: dict[bytes | str, bytes | str]) -> SegmentEntry:
+        values = {_text(key): _text(value) for key, value in data.items()}
+        return cls(
+            transcription_id=values["transcriptionId"],
+            segment_id=values["segmentId"],
+            speaker_id=values.get("speakerId", ""),
+            speaker=values.get("speaker", ""),
+            start_ms=int(values["startMs"]),
+            end_ms=int(values["endMs"]),
+            text=values["text"],
+            language=values.get("language", ""),
+        )
+
+
+class AgentStore:
+    """The agent's side: read the session record, append final segments, publish transient events."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+
+    @classmethod
+    def from_url(cls, url: str) -> AgentStore:
+        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0))
+
+    async def session(self, room: str) -> SessionRecord | None:
+        return SessionRecord.from_hash(await self.client.hgetall(session_key(room)))
+
+    async def append_segment(self, room: str, entry: SegmentEntry) -> str:
+        """XADD the segment (never trimmed here: the persister deletes entries once they are in PostgreSQL)."""
+        entry_id = await self.client.xadd(segments_key(room), entry.to_fields())
+        return _text(entry_id)
+
+    async def publish_event(self, room: str, message: dict[str, Any]) -> None:
+        await self.client.publish(events_channel(room), json.dumps(message, ensure_ascii=False))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

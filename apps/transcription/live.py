@@ -1,0 +1,251 @@
+"""Live transcription sessions: start (state + agent dispatch), speakers, stop, and storing the agent's segments.
+
+State lives in PostgreSQL (the Transcription row) and, for the agent, in Redis (`agent.store`'s session
+record). Segments travel agent → Redis stream → `store_entries` → PostgreSQL; the stream entry is only
+acknowledged and deleted once its row is committed, and the unique segment key makes redelivery harmless.
+"""
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import redis
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from livekit import api
+
+from agent.store import ACTIVE_ROOMS, PERSIST_GROUP, SegmentEntry, SessionRecord, segments_key, session_key
+from apps.core.codecs import iso_utc
+from apps.core.problems import NotFound, Problem, ServiceUnavailable
+from apps.core.redis import get_redis
+from apps.rooms import livekit
+from apps.rooms.services import active_room
+
+from .models import Segment, Transcription
+from .services import segment_json
+
+logger = logging.getLogger(__name__)
+
+AGENT_NAME = "stt-live"
+# After stop the agent still finishes its last utterances; the stopped record tells it to leave, then expires.
+STOPPED_RECORD_TTL_SECONDS = 3600
+
+
+def _redis() -> redis.Redis:
+    client = get_redis()
+    if client is None:
+        raise ServiceUnavailable(
+            "Live transcription needs Redis (set REDIS_URL): the agent hands its segments over through it.",
+            kind="redis-not-configured",
+        )
+    return client
+
+
+def _redis_call(operation: str) -> ServiceUnavailable:
+    return ServiceUnavailable(f"Redis is unreachable, so the live transcription could not {operation}.")
+
+
+def active_live(room_id: str) -> Transcription | None:
+    return Transcription.objects.filter(
+        kind=Transcription.Kind.LIVE, room_name=room_id, status=Transcription.Status.ACTIVE
+    ).first()
+
+
+def latest_live(room_id: str) -> Transcription:
+    """The room's active live transcription, else its most recent one."""
+    found = (
+        Transcription.objects.filter(kind=Transcription.Kind.LIVE, room_name=room_id)
+        .order_by("-started_at", "-queued_at")
+        .first()
+    )
+    if found is None:
+        raise NotFound(f"Room {room_id!r} has no live transcription.")
+    return active_live(room_id) or found
+
+
+def session_record(transcription: Transcription) -> SessionRecord:
+    return SessionRecord(
+        transcription_id=transcription.id,
+        status=transcription.status,
+        language=transcription.language,
+        partial_results=transcription.partial_results,
+        started_at_ms=round(transcription.started_at.timestamp() * 1000),
+        speakers=transcription.speakers,
+    )
+
+
+def _write_record(client: redis.Redis, transcription: Transcription) -> None:
+    client.hset(session_key(transcription.room_name), mapping=session_record(transcription).to_hash())
+
+
+def start(
+    room_id: str, *, language: str = "", speakers: dict[str, str] | None = None, partial_results: bool = False
+) -> tuple[Transcription, bool]:
+    """Start transcribing a room live; returns (transcription, started). Idempotent per room."""
+    client = _redis()
+    existing = active_live(room_id)
+    if existing is not None:
+        return existing, False
+    active_room(room_id)  # a clear 404 now, instead of a dispatch that waits for a room that is not there
+    try:
+        with transaction.atomic():
+            transcription = Transcription.objects.create(
+                kind=Transcription.Kind.LIVE,
+                status=Transcription.Status.ACTIVE,
+                room_name=room_id,
+                language=language,
+                speakers=speakers or {},
+                partial_results=partial_results,
+                started_at=timezone.now(),
+            )
+    except IntegrityError:  # another request started one at the same moment
+        return active_live(room_id), False
+    try:
+        _write_record(client, transcription)
+        open_stream(client, room_id)
+    except redis.RedisError as error:
+        transcription.delete()
+        raise _redis_call("start") from error
+    metadata = orjson.dumps({"transcriptionId": transcription.id, "roomId": room_id}).decode()
+    try:
+        dispatch = livekit.call(
+            lambda lk: lk.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=AGENT_NAME, room=room_id, metadata=metadata)
+            ),
+            not_found=f"No active room {room_id!r} in LiveKit.",
+        )
+    except Problem:
+        client.delete(session_key(room_id))
+        transcription.delete()
+        raise
+    transcription.dispatch_id = dispatch.id
+    transcription.save(update_fields=["dispatch_id"])
+    return transcription, True
+
+
+def open_stream(client: redis.Redis, room_id: str) -> None:
+    """Make sure the room's stream and the persister's group exist, and that the persister reads it."""
+    try:
+        client.xgroup_create(segments_key(room_id), PERSIST_GROUP, id="0", mkstream=True)
+    except redis.ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+    client.sadd(ACTIVE_ROOMS, room_id)
+
+
+def update_speakers(transcription: Transcription, speakers: dict[str, str]) -> Transcription:
+    """Rename participants: later segments (the agent rereads the record) and the ones already stored."""
+    client = _redis()
+    with transaction.atomic():
+        transcription.speakers = {**transcription.speakers, **speakers}
+        transcription.save(update_fields=["speakers"])
+        for identity, name in speakers.items():
+            transcription.segments.filter(speaker_id=identity).update(speaker=name)
+    if transcription.status == Transcription.Status.ACTIVE:
+        try:
+            _write_record(client, transcription)
+        except redis.RedisError as error:
+            raise _redis_call("pass the new names to the agent") from error
+    return transcription
+
+
+def stop(room_id: str) -> Transcription:
+    """Flip the status (the agent finishes its last utterances and leaves) and store what has arrived."""
+    client = _redis()
+    transcription = active_live(room_id)
+    if transcription is None:
+        raise NotFound(f"Room {room_id!r} has no active live transcription.")
+    transcription.status = Transcription.Status.STOPPED
+    transcription.completed_at = timezone.now()
+    transcription.save(update_fields=["status", "completed_at"])
+    try:
+        _write_record(client, transcription)
+        client.expire(session_key(room_id), STOPPED_RECORD_TTL_SECONDS)
+        drain(client, room_id)
+    except redis.RedisError:
+        logger.warning("Redis unreachable while stopping the live transcription of %s", room_id)
+    if transcription.dispatch_id:
+        _delete_dispatch(transcription)
+    return transcription
+
+
+def _delete_dispatch(transcription: Transcription) -> None:
+    """Best effort: the agent leaves on its own when it sees the stopped record."""
+    try:
+        livekit.call(
+            lambda lk: lk.agent_dispatch.delete_dispatch(transcription.dispatch_id, transcription.room_name),
+            not_found="The dispatch is already gone.",
+        )
+    except Exception as error:  # noqa: BLE001 - the session is stopped either way
+        logger.info("Could not delete agent dispatch %s: %s", transcription.dispatch_id, error)
+
+
+def store_entries(entries: Iterable[SegmentEntry]) -> int:
+    """Insert the agent's segments; already stored ones (same segment id) are skipped. Returns how many were kept."""
+    entries = list(entries)
+    sessions = {
+        t.id: t
+        for t in Transcription.objects.filter(
+            pk__in={e.transcription_id for e in entries}, kind=Transcription.Kind.LIVE
+        )
+    }
+    rows = []
+    for entry in entries:
+        transcription = sessions.get(entry.transcription_id)
+        if transcription is None:
+            logger.warning("Dropped a live segment of unknown transcription %s", entry.transcription_id)
+            continue
+        rows.append(
+            Segment(
+                transcription=transcription,
+                segment_key=entry.segment_id,
+                start_ms=max(entry.start_ms, 0),
+                end_ms=max(entry.end_ms, entry.start_ms, 0),
+                text=entry.text,
+                speaker_id=entry.speaker_id,
+                speaker=transcription.speakers.get(entry.speaker_id, entry.speaker),
+            )
+        )
+    Segment.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def drain(client: redis.Redis, room_id: str) -> int:
+    """Store every entry currently in the room's stream (used at stop, beside the persister)."""
+    key = segments_key(room_id)
+    stored = 0
+    while entries := client.xrange(key, count=500):
+        ids = [entry_id for entry_id, _ in entries]
+        stored += store_entries(SegmentEntry.from_fields(fields) for _, fields in entries)
+        client.xack(key, PERSIST_GROUP, *ids)
+        client.xdel(key, *ids)
+    return stored
+
+
+def live_segments(transcription: Transcription, since: int | None) -> QuerySet[Segment]:
+    """Segments in transcript order; `since` is a cursor from an earlier response (segments stored after it)."""
+    segments = transcription.segments.all()
+    return segments if since is None else segments.filter(pk__gt=since)
+
+
+def live_json(
+    transcription: Transcription, segments: list[Segment] | None = None, since: int | None = None
+) -> dict[str, Any]:
+    """The session; with `segments`, the transcript so far and the cursor for the next `since`."""
+    body: dict[str, Any] = {
+        "transcriptionId": transcription.id,
+        "roomId": transcription.room_name,
+        "status": transcription.status,
+        "language": transcription.language or None,
+        "startedAt": iso_utc(transcription.started_at),
+        "partialResults": transcription.partial_results,
+        "speakers": transcription.speakers,
+    }
+    if segments is not None:
+        body["stoppedAt"] = iso_utc(transcription.completed_at)
+        body["segments"] = [{**segment_json(s), "seq": s.pk} for s in segments]
+        body["text"] = " ".join(s.text for s in segments)
+        body["cursor"] = max((s.pk for s in segments), default=since)
+    return body

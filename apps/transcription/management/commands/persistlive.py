@@ -1,0 +1,38 @@
+"""Run the live-segment persister: the agent's Redis streams → PostgreSQL, until SIGTERM or Ctrl-C."""
+
+import signal
+import socket
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.core.redis import get_redis
+from apps.transcription.persister import Persister
+
+
+class Command(BaseCommand):
+    help = "Store the live agent's final segments in PostgreSQL as they arrive in Redis."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--name",
+            default=socket.gethostname(),
+            help="consumer name; keep it stable across restarts so this process re-reads what it left pending",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        client = get_redis()
+        if client is None:
+            raise CommandError("REDIS_URL is not set: the live agent hands its segments over through Redis.")
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.stdout.write(f"Persisting live segments as consumer {options['name']!r}.", ending="\n")
+        self.stdout.flush()
+        Persister(client, options["name"]).run(lambda: stopping)
