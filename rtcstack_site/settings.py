@@ -38,12 +38,14 @@ INSTALLED_APPS = [
     "apps.recordings",
     "apps.transcription",
     "apps.webhooks",
+    "apps.dashboard",
 ]
 
 # Django's standard stack; the Site* ones are skipped for /v1 (see apps/core/middleware.py). CSRF and
 # clickjacking protection stay as Django's own classes, which its deploy checks look for by name.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.SiteSessionMiddleware",
     "apps.core.middleware.SiteCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

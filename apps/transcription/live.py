@@ -25,6 +25,7 @@ from apps.rooms.services import active_room
 
 from .models import Segment, Transcription
 from .services import segment_json
+from .signals import live_segments_stored, live_session_changed
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ def start(
         raise
     transcription.dispatch_id = dispatch.id
     transcription.save(update_fields=["dispatch_id"])
+    announce(transcription)
     return transcription, True
 
 
@@ -148,6 +150,7 @@ def update_speakers(transcription: Transcription, speakers: dict[str, str]) -> T
             _write_record(client, transcription)
         except redis.RedisError as error:
             raise _redis_call("pass the new names to the agent") from error
+    announce(transcription)
     return transcription
 
 
@@ -168,7 +171,15 @@ def stop(room_id: str) -> Transcription:
         logger.warning("Redis unreachable while stopping the live transcription of %s", room_id)
     if transcription.dispatch_id:
         _delete_dispatch(transcription)
+    announce(transcription)
     return transcription
+
+
+def announce(transcription: Transcription) -> None:
+    """Tell whoever shows live sessions (the dashboard) once the change is committed."""
+    transaction.on_commit(
+        lambda: live_session_changed.send(sender=Transcription, transcription=transcription), robust=True
+    )
 
 
 def _delete_dispatch(transcription: Transcription) -> None:
@@ -209,6 +220,11 @@ def store_entries(entries: Iterable[SegmentEntry]) -> int:
             )
         )
     Segment.objects.bulk_create(rows, ignore_conflicts=True)
+    if live_segments_stored.has_listeners():
+        for transcription in sessions.values():
+            keys = [row.segment_key for row in rows if row.transcription_id == transcription.id]
+            stored = list(transcription.segments.filter(segment_key__in=keys))
+            live_segments_stored.send(sender=Transcription, transcription=transcription, segments=stored)
     return len(rows)
 
 

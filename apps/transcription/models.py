@@ -43,6 +43,7 @@ class Transcription(models.Model):
 
     class Meta:
         ordering = ["-queued_at"]
+        permissions = [("view_live_transcript", "Can follow live calls and search transcripts on the dashboard")]
         constraints = [
             # One live transcription at a time per room: start is idempotent.
             models.UniqueConstraint(

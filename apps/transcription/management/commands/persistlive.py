@@ -1,18 +1,24 @@
-"""Run the live-segment persister: the agent's Redis streams → PostgreSQL, until SIGTERM or Ctrl-C."""
+"""Run the live hand-over until SIGTERM or Ctrl-C: the agent's segments into PostgreSQL, its events to the dashboard."""
 
 import signal
 import socket
 from argparse import ArgumentParser
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.redis import get_redis
+from apps.dashboard import events
+from apps.dashboard.relay import relay
 from apps.transcription.persister import Persister
 
 
 class Command(BaseCommand):
-    help = "Store the live agent's final segments in PostgreSQL as they arrive in Redis."
+    help = (
+        "Store the live agent's final segments in PostgreSQL as they arrive in Redis, and relay its speaking "
+        "indicators and partial results to the dashboard."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
@@ -33,6 +39,8 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        relaying = events.submit(relay(settings.REDIS_URL, lambda: stopping))
         self.stdout.write(f"Persisting live segments as consumer {options['name']!r}.", ending="\n")
         self.stdout.flush()
         Persister(client, options["name"]).run(lambda: stopping)
+        relaying.result(timeout=5)

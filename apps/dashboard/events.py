@@ -1,0 +1,117 @@
+"""What the dashboard's WebSockets receive: Channels groups and the messages pushed into them.
+
+Every push goes through `push()`: one long-lived event loop per process (a daemon thread) owns the
+channel layer's connections, so sync callers (the persister, views) neither block on nor reconnect
+for each message. Consumers forward `payload` to the browser as is.
+"""
+
+import asyncio
+import hashlib
+import logging
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from functools import cache
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from agent.store import PREFIX
+from apps.core.codecs import iso_utc
+from apps.core.redis import get_redis
+from apps.transcription.models import Segment, Transcription
+
+logger = logging.getLogger(__name__)
+
+ROOMS_GROUP = "dashboard.rooms"
+PUSH = "dashboard.push"  # the consumers' handler type
+
+
+def room_group(room: str) -> str:
+    """Group names allow only a few ASCII characters and 100 of them; room names allow anything."""
+    return "dashboard.room." + hashlib.sha256(room.encode()).hexdigest()[:40]
+
+
+@cache
+def _loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="dashboard-push", daemon=True).start()
+    return loop
+
+
+def submit(coroutine: Coroutine[Any, Any, Any]) -> Future:
+    """Run a coroutine on the process's dashboard loop (also used by the relay)."""
+    return asyncio.run_coroutine_threadsafe(coroutine, _loop())
+
+
+def _report(future: Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("Dashboard push failed: %s", future.exception().__class__.__name__)
+
+
+def push(group: str, payload: dict[str, Any]) -> Future:
+    """Send `payload` to every WebSocket in `group` without waiting (failures are logged: the backlog heals)."""
+    future = submit(get_channel_layer().group_send(group, {"type": PUSH, "payload": payload}))
+    future.add_done_callback(_report)
+    return future
+
+
+def session_json(transcription: Transcription) -> dict[str, Any]:
+    return {
+        "transcriptionId": transcription.id,
+        "roomId": transcription.room_name,
+        "status": transcription.status,
+        "language": transcription.language or None,
+        "startedAt": iso_utc(transcription.started_at),
+        "stoppedAt": iso_utc(transcription.completed_at),
+        "partialResults": transcription.partial_results,
+        "speakers": transcription.speakers,
+    }
+
+
+def segment_json(segment: Segment) -> dict[str, Any]:
+    return {
+        "seq": segment.pk,
+        "segmentId": segment.segment_key or str(segment.pk),
+        "startMs": segment.start_ms,
+        "endMs": segment.end_ms,
+        "text": segment.text,
+        "speakerId": segment.speaker_id,
+        "speaker": segment.speaker,
+    }
+
+
+def room_summary(transcription: Transcription, speaking: dict[str, str]) -> dict[str, Any]:
+    return {
+        **session_json(transcription),
+        "segmentCount": transcription.segments.count(),
+        "speaking": [{"speakerId": key, "speaker": name} for key, name in speaking.items()],
+    }
+
+
+def speaking_key(room: str) -> str:
+    """Who is talking now in a room (speakerId → name), kept by the relay from the agent's events."""
+    return f"{PREFIX}:speaking:{room}"
+
+
+def speaking_now(room: str) -> dict[str, str]:
+    client = get_redis()
+    if client is None:
+        return {}
+    return {key.decode(): name.decode() for key, name in client.hgetall(speaking_key(room)).items()}
+
+
+def session_changed(sender: Any, transcription: Transcription, **kwargs: Any) -> None:
+    """Started, stopped or renamed speakers: the room page and the room list both update."""
+    room = transcription.room_name
+    if transcription.status != Transcription.Status.ACTIVE and (client := get_redis()) is not None:
+        client.delete(speaking_key(room))
+    push(room_group(room), {"type": "session", "session": session_json(transcription)})
+    push(ROOMS_GROUP, {"type": "room", "room": room_summary(transcription, speaking_now(room))})
+
+
+def segments_stored(sender: Any, transcription: Transcription, segments: list[Segment], **kwargs: Any) -> None:
+    room = transcription.room_name
+    for segment in segments:
+        push(room_group(room), {"type": "segment", "roomId": room, "segment": segment_json(segment)})
+    push(ROOMS_GROUP, {"type": "room", "room": room_summary(transcription, speaking_now(room))})

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import consumers
+
+websocket_urlpatterns = [
+    path("ws/dashboard/rooms/", consumers.RoomListConsumer.as_asgi()),
+    path("ws/dashboard/rooms/<str:room>/", consumers.RoomTranscriptConsumer.as_asgi()),
+]
