@@ -216,6 +216,9 @@ LIVEKIT_API_SECRET = env_str("LIVEKIT_API_SECRET", "secret" if DEBUG else "")
 TOKEN_TTL_SECONDS = env_int("TOKEN_TTL_SECONDS", 21_600)
 LIVEKIT_TIMEOUT_SECONDS = env_int("LIVEKIT_TIMEOUT_SECONDS", 5)
 
+# Dashboard: where pages open their WebSockets; empty = the page's own origin (a proxy routes /ws/ to ASGI).
+DASHBOARD_WEBSOCKET_URL = env_str("DASHBOARD_WEBSOCKET_URL")
+
 # Whisper: the engine and client read their WHISPER_* variables themselves (apps/transcription, no Django).
 WHISPER_URL = env_str("WHISPER_URL")
 # Queue a post-call transcription whenever a recording completes (or per recording: autoTranscribe).

@@ -11,6 +11,8 @@ import time
 import pytest
 import requests
 from cryptography.fernet import Fernet
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from apps.apikeys.signer import RTCstackAuth
 
@@ -31,11 +33,23 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-def test_serve_runs_api_admin_and_worker_on_sqlite_without_redis(tmp_path) -> None:
+def dashboard_socket_close_code(url: str, origin: str, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with connect(url, origin=origin, open_timeout=5) as socket, pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=5)
+            return closed.value.rcvd.code
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, "the WebSocket server did not start"
+            time.sleep(0.3)
+
+
+def test_serve_runs_api_admin_websockets_and_worker_on_sqlite_without_redis(tmp_path) -> None:
     env = embedded_environment(tmp_path)
-    port = free_port()
+    port, ws_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        [sys.executable, "manage.py", "serve", "--port", str(port), "--ws-port", str(ws_port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -54,6 +68,8 @@ def test_serve_runs_api_admin_and_worker_on_sqlite_without_redis(tmp_path) -> No
         assert (tmp_path / "db.sqlite3").exists()
         assert requests.get(base + "/admin/login/", timeout=5).status_code == 200
         assert requests.get(base + "/static/admin/css/base.css", timeout=5).status_code == 200
+        # The dashboard's WebSocket server answers (and, logged out, closes with the policy code).
+        assert dashboard_socket_close_code(f"ws://127.0.0.1:{ws_port}/ws/dashboard/rooms/", origin=base) == 1008
 
         created = json.loads(manage("createapikey", "--name", "local", env=env).stdout.strip().splitlines()[-1])
         auth = RTCstackAuth(created["keyId"], created["secret"])

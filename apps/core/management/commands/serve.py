@@ -1,5 +1,6 @@
 """Run the whole platform locally: migrations, static files, the operator account, web and worker."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,8 +16,8 @@ from django.core.management.base import BaseCommand
 
 class Command(BaseCommand):
     help = (
-        "Prepare the database and run the HTTP server (granian, WSGI), a Celery worker and, with Redis, "
-        "the live-segment persister until interrupted."
+        "Prepare the database and run the HTTP server (granian, WSGI), the WebSocket server (uvicorn, ASGI), "
+        "a Celery worker and, with Redis, the live-segment persister until interrupted."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -29,6 +30,9 @@ class Command(BaseCommand):
             help="web worker processes (default: 2 with Redis; 1 without, since the embedded guards are per process)",
         )
         parser.add_argument("--no-worker", action="store_true", help="do not start the Celery worker")
+        parser.add_argument(
+            "--ws-port", type=int, default=None, help="the dashboard's WebSocket (ASGI) server port (default: port + 1)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
@@ -39,7 +43,15 @@ class Command(BaseCommand):
             if folder:
                 Path(folder).mkdir(parents=True, exist_ok=True)
         workers = options["workers"] or (2 if settings.REDIS_URL else 1)
-        commands = [self._web_command(options["host"], options["port"], workers)]
+        ws_port = options["ws_port"] or options["port"] + 1
+        commands = [
+            self._web_command(options["host"], options["port"], workers),
+            # WebSockets need ASGI; HTTP stays on the faster WSGI server. The pages learn the socket's address.
+            [
+                sys.executable, "-m", "uvicorn", "rtcstack_site.asgi:application", "--host", options["host"],
+                "--port", str(ws_port), "--ws", "websockets", "--no-access-log",
+            ],
+        ]  # fmt: skip
         if not options["no_worker"]:
             commands.append(
                 [
@@ -58,11 +70,13 @@ class Command(BaseCommand):
         if settings.REDIS_URL:  # the live agent's segments arrive through Redis; without it there is no live path
             commands.append([sys.executable, str(settings.BASE_DIR / "manage.py"), "persistlive"])
         self.stdout.write(
-            f"RTCstack on http://{options['host']}:{options['port']}/ (admin: /admin/, API docs: /v1/docs); "
+            f"RTCstack on http://{options['host']}:{options['port']}/ (admin: /admin/, API docs: /v1/docs, "
+            f"dashboard: /dashboard/ with WebSockets on port {ws_port}); "
             f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
             f"Redis {'on' if settings.REDIS_URL else 'off (embedded fallbacks)'}. Ctrl-C stops."
         )
-        self._supervise([subprocess.Popen(command) for command in commands])  # noqa: S603 - fixed argv
+        env = {**os.environ, "DASHBOARD_WEBSOCKET_URL": f"ws://{options['host']}:{ws_port}"}
+        self._supervise([subprocess.Popen(command, env=env) for command in commands])  # noqa: S603 - fixed argv
 
     @staticmethod
     def _web_command(host: str, port: int, workers: int) -> list[str]:
