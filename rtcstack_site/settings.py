@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_guid",
     "channels",
     "rest_framework",
     "drf_spectacular",
@@ -44,6 +45,9 @@ INSTALLED_APPS = [
 # Django's standard stack; the Site* ones are skipped for /v1 (see apps/core/middleware.py). CSRF and
 # clickjacking protection stay as Django's own classes, which its deploy checks look for by name.
 MIDDLEWARE = [
+    # Request ids first (X-Request-ID in, out, and on every log record), then one access-log line per request.
+    "django_guid.middleware.guid_middleware",
+    "apps.core.logging.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.SiteSessionMiddleware",
@@ -91,7 +95,14 @@ REDIS_URL = env_str("REDIS_URL")
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    # channels_redis waits up to 5 s in BZPOPMIN; redis-py 8's default 5 s socket timeout would cut that wait and
+    # kill every idle WebSocket consumer, so reads get a longer timeout.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        }
+    }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
     # A killed worker's unacknowledged task is handed out again after this long.
@@ -168,14 +179,45 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 
+# Logs: JSON lines (python-json-logger) by default, readable text with DEBUG; every record carries the request id
+# (django-guid: X-Request-ID read from the request or generated, returned on the response) and has the configured
+# secrets scrubbed (apps/core/logging.py).
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # Django's own loggers propagate to the root handler instead of printing twice.
-    "loggers": {"django": {"handlers": [], "level": env_str("LOG_LEVEL", "INFO"), "propagate": True}},
+    "filters": {
+        "request_id": {"()": "django_guid.log_filters.CorrelationId", "correlation_id_field": "request_id"},
+        "secrets": {"()": "apps.core.logging.secrets_filter"},
+    },
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "datefmt": "%Y-%m-%dT%H:%M:%S%z",
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id", "secrets"], "formatter": LOG_FORMAT}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's own loggers propagate to the root handler instead of printing twice.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        # django-guid logs every generated id at INFO; the id is on each record already.
+        "django_guid": {"level": "WARNING"},
+        "rtcstack.access": {"level": "INFO" if env_bool("ACCESS_LOG", True) else "WARNING"},
+    },
 }
+LOGGING_CONFIG = "apps.core.logging.configure"  # dictConfig, and Python warnings through the same handler
+DJANGO_GUID = {"GUID_HEADER_NAME": "X-Request-ID", "VALIDATE_GUID": True, "RETURN_HEADER": True, "EXPOSE_HEADER": False}
+# Celery workers log through the handler above (JSON lines) instead of replacing it with their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.apikeys.authentication.SignedRequestAuthentication"],

@@ -186,8 +186,8 @@ def test_scope_webhooks_is_required(make_key: Any) -> None:
         ({"url": "http:///path", "events": ["*"]}, "url", "no host"),
         ({"url": "http://example.com:99999/", "events": ["*"]}, "url", "port"),
         ({"url": PUBLIC_URL, "events": []}, "events", "at least one"),
-        ({"url": PUBLIC_URL, "events": ["room_exploded"]}, "events", "not a valid choice"),
-        ({"url": PUBLIC_URL, "events": ["test"]}, "events", "not a valid choice"),
+        ({"url": PUBLIC_URL, "events": ["room_exploded"]}, "events.0", "not a valid choice"),  # the item's index
+        ({"url": PUBLIC_URL, "events": ["*", "test"]}, "events.1", "not a valid choice"),
         ({"url": PUBLIC_URL, "events": "room_started"}, "events", "list"),
         ({"url": PUBLIC_URL, "events": ["*"], "active": "maybe"}, "active", "boolean"),
     ],
