@@ -37,7 +37,8 @@ def speech(text: str, *, voice: str = "en-us", words_per_minute: int = 150) -> P
     if not out.exists():
         raw = _CACHE / f"{key}.raw.wav"
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(raw), text], check=True)
-        subprocess.run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out)], check=True)
+        # -D: no dither, so every run renders the same samples (dither made tiny.en flip near-tie words).
+        subprocess.run(["sox", "-D", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out)], check=True)
         raw.unlink()
     return out
 

@@ -1,0 +1,1 @@
+"""The live transcription agent: a LiveKit Agents worker (no Django), see `python -m agent --help`."""
