@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from apps.core.shutdown import stop_requested
+
 
 class Command(BaseCommand):
     help = (
@@ -103,15 +105,8 @@ class Command(BaseCommand):
 
     def _supervise(self, processes: list[subprocess.Popen]) -> None:
         """Wait until Ctrl-C, SIGTERM or a child exiting, then stop the rest."""
-        stopping = False
-
-        def stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        while not stopping and all(p.poll() is None for p in processes):
+        stopping = stop_requested()
+        while not stopping() and all(p.poll() is None for p in processes):
             time.sleep(0.5)
         for process in processes:
             if process.poll() is None:
@@ -122,5 +117,5 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 process.kill()
         failed = [p for p in processes if p.returncode not in (0, -signal.SIGTERM, None)]
-        if failed and not stopping:
+        if failed and not stopping():
             sys.exit(f"A component exited with status {failed[0].returncode}; stopped the rest.")

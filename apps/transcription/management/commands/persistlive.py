@@ -1,6 +1,5 @@
 """Run the live hand-over until SIGTERM or Ctrl-C: the agent's segments into PostgreSQL, its events to the dashboard."""
 
-import signal
 import socket
 from argparse import ArgumentParser
 from typing import Any
@@ -9,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.redis import get_redis
+from apps.core.shutdown import stop_requested
 from apps.dashboard import events
 from apps.dashboard.relay import relay
 from apps.transcription.persister import Persister
@@ -31,16 +31,9 @@ class Command(BaseCommand):
         client = get_redis()
         if client is None:
             raise CommandError("REDIS_URL is not set: the live agent hands its segments over through Redis.")
-        stopping = False
-
-        def stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        relaying = events.submit(relay(settings.REDIS_URL, lambda: stopping))
+        stopping = stop_requested()
+        relaying = events.submit(relay(settings.REDIS_URL, stopping))
         self.stdout.write(f"Persisting live segments as consumer {options['name']!r}.", ending="\n")
         self.stdout.flush()
-        Persister(client, options["name"]).run(lambda: stopping)
+        Persister(client, options["name"]).run(stopping)
         relaying.result(timeout=5)
