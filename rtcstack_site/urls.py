@@ -6,6 +6,7 @@ from apps.recordings import views as recording_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("dashboard/", include("apps.dashboard.urls")),
     path("recordings/download/<str:token>", recording_views.download, name="recording-download"),
     path("v1/", include("apps.core.urls")),
     path("v1/", include("apps.rooms.urls")),

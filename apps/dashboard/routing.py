@@ -4,5 +4,5 @@ from . import consumers
 
 websocket_urlpatterns = [
     path("ws/dashboard/rooms/", consumers.RoomListConsumer.as_asgi()),
-    path("ws/dashboard/rooms/<str:room>/", consumers.RoomTranscriptConsumer.as_asgi()),
+    path("ws/dashboard/rooms/<path:room>/", consumers.RoomTranscriptConsumer.as_asgi()),  # room names may hold "/"
 ]
