@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 
 PREFIX = "rtcstack:live"
@@ -28,8 +29,14 @@ def segments_key(room: str) -> str:
     return f"{PREFIX}:segments:{room}"
 
 
-def events_channel(room: str) -> str:
-    return f"{PREFIX}:events:{room}"
+def events_channel(room: str, db: int) -> str:
+    """Pub/sub ignores Redis database numbers, so the channel names the database the platform uses."""
+    return f"{PREFIX}:db{db}:events:{room}"
+
+
+def client_db(client: redis.Redis | aioredis.Redis) -> int:
+    """The database number a client (sync or asyncio) was configured with."""
+    return int(client.connection_pool.connection_kwargs.get("db") or 0)
 
 
 @dataclass
@@ -131,7 +138,8 @@ class AgentStore:
         return _text(entry_id)
 
     async def publish_event(self, room: str, message: dict[str, Any]) -> None:
-        await self.client.publish(events_channel(room), json.dumps(message, ensure_ascii=False))
+        channel = events_channel(room, client_db(self.client))
+        await self.client.publish(channel, json.dumps(message, ensure_ascii=False))
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -37,7 +37,7 @@ from agent import messages, worker
 from agent.config import AgentConfig
 from agent.core import SessionCore
 from agent.sink import DATA_TOPIC, SegmentWriter, TranscriptionSink
-from agent.store import AgentStore, SegmentEntry, SessionRecord, events_channel, segments_key, session_key
+from agent.store import AgentStore, SegmentEntry, SessionRecord, client_db, events_channel, segments_key, session_key
 from apps.transcription.transcript import Segment, Transcript
 
 from .livekit_agent_standin import AgentWorkerStandIn
@@ -302,7 +302,7 @@ def test_speaking_goes_to_the_events_channel_unreliably_and_not_to_the_stream() 
     async def scenario():
         publisher, client = RecordingParticipant(), redis_client()
         pubsub = client.pubsub()
-        await pubsub.subscribe(events_channel(ROOM))
+        await pubsub.subscribe(events_channel(ROOM, client_db(client)))
         await pubsub.get_message(timeout=1)  # the subscribe confirmation
         sink = TranscriptionSink(publisher, store(), ROOM, TRANSCRIPTION)
         message = messages.speaking("bob", "Bob", 120)

@@ -33,7 +33,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from agent.store import SegmentEntry, events_channel, segments_key, session_key
+from agent.store import SegmentEntry, client_db, events_channel, segments_key, session_key
 from apps.core.redis import get_redis
 from apps.recordings.models import Recording
 from apps.transcription import live
@@ -218,7 +218,7 @@ def append(*entries: SegmentEntry) -> None:
 
 
 def publish(event: dict[str, Any]) -> None:
-    get_redis().publish(events_channel(ROOM), json.dumps(event))
+    get_redis().publish(events_channel(ROOM, client_db(get_redis())), json.dumps(event))
 
 
 def wait_stored(transcription: Transcription, count: int, timeout: float = 10) -> None:

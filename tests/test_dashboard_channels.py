@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
-from agent.store import SegmentEntry, events_channel
+from agent.store import SegmentEntry, client_db, events_channel
 from apps.core.redis import get_redis
 from apps.dashboard.consumers import POLICY_VIOLATION
 from apps.dashboard.relay import relay
@@ -69,6 +69,12 @@ async def receive_until(
             message = await communicator.receive_json_from(timeout=timeout)
             if match(message):
                 return message
+
+
+def publish(room: str, event: dict[str, Any]) -> None:
+    """What the agent does with speaking and partial events (agent.store.AgentStore.publish_event)."""
+    client = get_redis()
+    client.publish(events_channel(room, client_db(client)), json.dumps(event))
 
 
 def run(scenario: Callable[[], Any]) -> None:
@@ -135,13 +141,12 @@ def test_room_page_gets_the_backlog_then_live_segments_and_agent_events() -> Non
         assert message["segment"]["seq"] > max(s["seq"] for s in backlog["segments"])
 
         await asyncio.sleep(0.3)  # the relay's subscription is up
-        client = get_redis()
         for event in (
             {"type": "speaking", "speakerId": "bob", "speaker": "Bob"},
             {"type": "transcript_partial", "speakerId": "bob", "speaker": "Bob", "text": "So far", "startMs": 5},
             {"type": "speaking_stopped", "speakerId": "bob", "speaker": "Bob"},
         ):
-            await sync_to_async(client.publish)(events_channel("standup"), json.dumps(event))
+            await sync_to_async(publish)("standup", event)
             received = await receive_until(communicator, lambda m, kind=event["type"]: m["type"] == kind)
             assert received == {**event, "roomId": "standup"}
         stop = True
@@ -161,17 +166,13 @@ def test_late_viewer_sees_who_is_speaking_and_other_rooms_stay_out() -> None:
         nonlocal stop
         relaying = asyncio.ensure_future(relay(settings.REDIS_URL, lambda: stop))
         await asyncio.sleep(0.3)
-        await sync_to_async(get_redis().publish)(
-            events_channel("standup"), json.dumps({"type": "speaking", "speakerId": "alice", "speaker": "Alice"})
-        )
+        await sync_to_async(publish)("standup", {"type": "speaking", "speakerId": "alice", "speaker": "Alice"})
         await asyncio.sleep(0.3)
         communicator = connect("/ws/dashboard/rooms/standup/", cookie)
         await communicator.connect()
         backlog = await receive(communicator)
         assert backlog["speaking"] == [{"speakerId": "alice", "speaker": "Alice"}]
-        await sync_to_async(get_redis().publish)(
-            events_channel("other-room"), json.dumps({"type": "speaking", "speakerId": "zed", "speaker": "Zed"})
-        )
+        await sync_to_async(publish)("other-room", {"type": "speaking", "speakerId": "zed", "speaker": "Zed"})
         assert await communicator.receive_nothing(timeout=0.5)
         stop = True
         await relaying
@@ -200,9 +201,7 @@ def test_room_list_updates_live() -> None:
         assert (update["room"]["roomId"], update["room"]["segmentCount"]) == ("standup", 1)
 
         await asyncio.sleep(0.3)
-        await sync_to_async(get_redis().publish)(
-            events_channel("standup"), json.dumps({"type": "speaking", "speakerId": "alice", "speaker": "Alice"})
-        )
+        await sync_to_async(publish)("standup", {"type": "speaking", "speakerId": "alice", "speaker": "Alice"})
         speaking = await receive_until(communicator, lambda m: m["type"] == "speaking_now")
         assert speaking == {
             "type": "speaking_now",

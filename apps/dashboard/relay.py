@@ -14,14 +14,12 @@ import redis
 import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 
-from agent.store import events_channel
+from agent.store import client_db, events_channel
 
 from .events import PUSH, ROOMS_GROUP, room_group, speaking_key
 
 logger = logging.getLogger(__name__)
 
-EVENTS_PATTERN = events_channel("*")
-_CHANNEL_PREFIX = EVENTS_PATTERN[:-1]
 SPEAKING_TTL_SECONDS = 6 * 3600  # a crashed agent's "speaking" must not glow for ever
 FORWARDED = {"speaking", "speaking_stopped", "transcript_partial"}
 
@@ -29,17 +27,19 @@ FORWARDED = {"speaking", "speaking_stopped", "transcript_partial"}
 async def relay(url: str, should_stop: Callable[[], bool]) -> None:
     """Until `should_stop()`: subscribe to every room's events and push them to the room's group."""
     client = aioredis.Redis.from_url(url, socket_connect_timeout=2.0)
+    pattern = events_channel("*", client_db(client))
     delay = 0.5
     try:
         while not should_stop():
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.psubscribe(EVENTS_PATTERN)
+                    await pubsub.psubscribe(pattern)
                     delay = 0.5
                     while not should_stop():
                         message = await pubsub.get_message(timeout=0.5)
                         if message is not None:
-                            await forward(client, message["channel"].decode(), message["data"])
+                            room = message["channel"].decode().removeprefix(pattern[:-1])
+                            await forward(client, room, message["data"])
             except (redis.RedisError, OSError) as error:
                 logger.warning("Dashboard relay: %s; reconnecting in %.1f s", error.__class__.__name__, delay)
                 await asyncio.sleep(delay)
@@ -48,8 +48,7 @@ async def relay(url: str, should_stop: Callable[[], bool]) -> None:
         await client.aclose()
 
 
-async def forward(client: aioredis.Redis, channel: str, data: bytes) -> None:
-    room = channel.removeprefix(_CHANNEL_PREFIX)
+async def forward(client: aioredis.Redis, room: str, data: bytes) -> None:
     try:
         event = json.loads(data)
         kind = event["type"]
