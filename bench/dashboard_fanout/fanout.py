@@ -80,40 +80,34 @@ def bench_environment(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def ensure_database(url: str) -> None:
+def admin_connection(url: str) -> tuple[Any, str]:
+    """An autocommit connection to the server's `postgres` database, and the benchmark database's name."""
     import psycopg
 
     parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = dict(
+    options = {"password": parts.password} if parts.password else {}
+    conn = psycopg.connect(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5432,
         user=parts.username or "postgres",
         dbname="postgres",
         autocommit=True,
+        **options,
     )
-    if parts.password:
-        admin["password"] = parts.password
-    with psycopg.connect(**admin) as conn:
+    return conn, parts.path.lstrip("/")
+
+
+def ensure_database(url: str) -> None:
+    conn, name = admin_connection(url)
+    with conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             log(f"creating database {name}")
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def drop_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = dict(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=parts.username or "postgres",
-        dbname="postgres",
-    )
-    if parts.password:
-        admin["password"] = parts.password
-    with psycopg.connect(**admin, autocommit=True) as conn:
+    conn, name = admin_connection(url)
+    with conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     log(f"dropped database {name}")
 
@@ -329,6 +323,7 @@ def open_rooms(specs: list[tuple[str, int]], speakers_per_room: int) -> list[Roo
     """What live.start does, without LiveKit: the active row, the agent's session record, the stream and group."""
     from django.utils import timezone
 
+    from agent.store import session_key
     from apps.core.redis import get_redis
     from apps.transcription import live
     from apps.transcription.models import Transcription
@@ -345,7 +340,7 @@ def open_rooms(specs: list[tuple[str, int]], speakers_per_room: int) -> list[Roo
             speakers=speakers,
             started_at=timezone.now(),
         )
-        live._write_record(client, transcription)
+        client.hset(session_key(name), mapping=live.session_record(transcription).to_hash())
         live.open_stream(client, name)
         rooms.append(Room(name, transcription.id, viewers, speakers))
     return rooms
