@@ -19,6 +19,7 @@ from channels.layers import get_channel_layer
 from agent.store import PREFIX
 from apps.core.codecs import iso_utc
 from apps.core.redis import get_redis
+from apps.transcription.live import live_json
 from apps.transcription.models import Segment, Transcription
 
 logger = logging.getLogger(__name__)
@@ -57,16 +58,8 @@ def push(group: str, payload: dict[str, Any]) -> Future:
 
 
 def session_json(transcription: Transcription) -> dict[str, Any]:
-    return {
-        "transcriptionId": transcription.id,
-        "roomId": transcription.room_name,
-        "status": transcription.status,
-        "language": transcription.language or None,
-        "startedAt": iso_utc(transcription.started_at),
-        "stoppedAt": iso_utc(transcription.completed_at),
-        "partialResults": transcription.partial_results,
-        "speakers": transcription.speakers,
-    }
+    """The live API's session body, with when it stopped."""
+    return {**live_json(transcription), "stoppedAt": iso_utc(transcription.completed_at)}
 
 
 def segment_json(segment: Segment) -> dict[str, Any]:

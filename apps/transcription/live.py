@@ -56,14 +56,14 @@ def active_live(room_id: str) -> Transcription | None:
 
 def latest_live(room_id: str) -> Transcription:
     """The room's active live transcription, else its most recent one."""
-    found = (
+    found = active_live(room_id) or (
         Transcription.objects.filter(kind=Transcription.Kind.LIVE, room_name=room_id)
         .order_by("-started_at", "-queued_at")
         .first()
     )
     if found is None:
         raise NotFound(f"Room {room_id!r} has no live transcription.")
-    return active_live(room_id) or found
+    return found
 
 
 def session_record(transcription: Transcription) -> SessionRecord:
