@@ -75,7 +75,7 @@ def transcript_partial(*, text: str, speaker_id: str, speaker: str, start_ms: in
 
 
 def to_segment_entry(message: Message, transcription_id: str) -> SegmentEntry:
-    """The Redis stream entry for a final transcript (what the platform persists)."""
+    """The Redis stream entry for a final transcript (what the platform persists), clipped to what it stores."""
     if message.type != TRANSCRIPT:
         raise ValueError(f"Only final transcripts are stored, not {message.type!r} messages.")
     payload = message.payload
@@ -88,4 +88,4 @@ def to_segment_entry(message: Message, transcription_id: str) -> SegmentEntry:
         end_ms=payload["endMs"],
         text=payload["text"],
         language=payload["language"],
-    )
+    ).cleaned()

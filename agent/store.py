@@ -10,7 +10,7 @@ Both sides import this module (it has no Django and no LiveKit imports).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -19,6 +19,10 @@ import redis.asyncio as aioredis
 PREFIX = "rtcstack:live"
 ACTIVE_ROOMS = f"{PREFIX}:rooms"  # set of room names whose streams the persister reads
 PERSIST_GROUP = "persister"  # the platform's consumer group on every segment stream
+# What PostgreSQL stores (the Segment columns): longer names are clipped, other entries are refused.
+NAME_MAX_CHARS = 256
+SEGMENT_ID_MAX_CHARS = 128
+MAX_MS = 2**31 - 1
 
 
 def session_key(room: str) -> str:
@@ -106,8 +110,9 @@ class SegmentEntry:
 
     @classmethod
     def from_fields(cls, data: dict[bytes | str, bytes | str]) -> SegmentEntry:
+        """The entry as PostgreSQL can store it; ValueError (KeyError for a missing field) if it cannot be."""
         values = {_text(key): _text(value) for key, value in data.items()}
-        return cls(
+        entry = cls(
             transcription_id=values["transcriptionId"],
             segment_id=values["segmentId"],
             speaker_id=values.get("speakerId", ""),
@@ -116,6 +121,25 @@ class SegmentEntry:
             end_ms=int(values["endMs"]),
             text=values["text"],
             language=values.get("language", ""),
+        ).cleaned()
+        if not entry.transcription_id:
+            raise ValueError("the transcription id is empty")
+        if not 0 < len(entry.segment_id) <= SEGMENT_ID_MAX_CHARS:
+            raise ValueError(f"the segment id must have 1 to {SEGMENT_ID_MAX_CHARS} characters")
+        if not (0 <= entry.start_ms <= MAX_MS and 0 <= entry.end_ms <= MAX_MS):
+            raise ValueError(f"segment times must be 0 to {MAX_MS} ms")
+        return entry
+
+    def cleaned(self) -> SegmentEntry:
+        """Without NUL characters (PostgreSQL text refuses them) and with names clipped to the columns' size."""
+        return replace(
+            self,
+            transcription_id=_no_nul(self.transcription_id),
+            segment_id=_no_nul(self.segment_id),
+            speaker_id=_no_nul(self.speaker_id)[:NAME_MAX_CHARS],
+            speaker=_no_nul(self.speaker)[:NAME_MAX_CHARS],
+            text=_no_nul(self.text),
+            language=_no_nul(self.language),
         )
 
 
@@ -147,3 +171,7 @@ class AgentStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _no_nul(value: str) -> str:
+    return value.replace("\x00", "")

@@ -136,9 +136,10 @@ class LiveSession:
     """One room's live transcription inside a job: audio tracks in, messages out, and when to leave.
 
     Every remote audio track (not other agents') is read at 16 kHz mono into the core under its participant's
-    identity. The session record is polled: a speaker map change renames, a stop (or the record vanishing, or a
-    newer transcription) ends the session, as do an empty room and a lost connection. Ending means: stop reading,
-    let the core finish every segment (so all finals reach Redis), flush the sink, then ``leave``.
+    identity. The session record is polled: a speaker map change renames, a stop (or a newer transcription) ends
+    the session, as do an empty room and a lost connection. A record that vanished (Redis lost its data) says
+    nothing: the session goes on until the platform, which has it in PostgreSQL, writes it again. Ending means:
+    stop reading, let the core finish every segment (so all finals reach Redis), flush the sink, then ``leave``.
     """
 
     def __init__(
@@ -344,10 +345,8 @@ class LiveSession:
     def _speakers_present(self) -> bool:
         return any(p.kind not in NOT_SPEAKERS for p in self.room.remote_participants.values())
 
-    def _verdict(self, record: SessionRecord | None) -> str | None:
+    def _verdict(self, record: SessionRecord) -> str | None:
         """Why the session is over according to its record, or None while it runs."""
-        if record is None:
-            return "the session record is gone"
         if record.transcription_id != self.transcription_id:
             return f"superseded by transcription {record.transcription_id}"
         if not record.active:
@@ -357,21 +356,24 @@ class LiveSession:
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
         empty_since: float | None = None
-        redis_down = False
+        known = True  # whether the last poll read a record (a change is logged)
         while True:
             try:
                 record = await self.store.session(self.room_name)
+                why = "the session record is missing (Redis lost its data?)"
             except (RedisError, OSError, ValueError) as exc:
-                if not redis_down:
-                    logger.warning("room %s: cannot read the session record (%s), carrying on", self.room_name, exc)
-                redis_down = True
+                record, why = None, f"cannot read the session record ({exc})"
+            if record is None:
+                if known:
+                    logger.warning("room %s: %s, carrying on", self.room_name, why)
+                known = False
             else:
-                redis_down = False
+                known = True
                 verdict = self._verdict(record)
                 if verdict is not None:
                     self.end(verdict)
                     return
-                if record is not None and record.speakers != self.record.speakers:
+                if record.speakers != self.record.speakers:
                     self.record = record
                     self._refresh_names()
             if self._speakers_present():

@@ -1,6 +1,7 @@
 """Typed readers for environment variables; every setting's default is documented in the README."""
 
 import os
+from pathlib import Path
 from typing import Any
 
 from botocore.config import Config
@@ -8,6 +9,19 @@ from django.core.exceptions import ImproperlyConfigured
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
+
+
+def load_env_file(path: Path) -> None:
+    """Read NAME=value lines (run.sh's generated development settings) for every name the environment lacks.
+
+    So every manage.py command uses the SECRET_KEY and DEBUG the server runs with; the environment still wins.
+    """
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            os.environ.setdefault(name.strip(), value.strip())
 
 
 def env_str(name: str, default: str = "") -> str:

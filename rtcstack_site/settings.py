@@ -1,21 +1,26 @@
 """Settings, all read from environment variables (see the README's configuration table)."""
 
+import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str, s3_storage
+from .env import env_bool, env_int, env_list, env_str, load_env_file, s3_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RTCSTACK_VAR_DIR", str(BASE_DIR / "var")))
+# ./run.sh writes its development settings (DEBUG=1, a generated SECRET_KEY) here on first start, so every
+# manage.py command runs with the same ones as the server.
+load_env_file(VAR_DIR / "dev.env")
 
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (./run.sh generates one in var/dev.env)")
     SECRET_KEY = "django-insecure-rtcstack-development-only-key-do-not-use-in-production"  # noqa: S105 - DEBUG only
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
@@ -33,6 +38,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "apps.core",
     "apps.apikeys",
     "apps.rooms",
@@ -48,14 +55,23 @@ MIDDLEWARE = [
     # Request ids first (X-Request-ID in, out, and on every log record), then one access-log line per request.
     "django_guid.middleware.guid_middleware",
     "apps.core.logging.AccessLogMiddleware",
+    # X-Forwarded-For/-Proto count only from TRUSTED_PROXIES, before anything reads the scheme or address.
+    "apps.core.middleware.TrustedProxyMiddleware",
+    # A NUL in the path is a 400 here, before static files, the admin or any view tries to look it up.
+    "apps.core.middleware.RejectNulMiddleware",
+    # A /v1 body larger than its endpoint takes is a 413 on Content-Length, before anything reads it.
+    "apps.core.middleware.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.ContentSecurityPolicyMiddleware",
     "apps.core.middleware.SiteSessionMiddleware",
     "apps.core.middleware.SiteCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "apps.core.middleware.SiteAuthenticationMiddleware",
     "apps.core.middleware.SiteMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # django-axes: turns a locked-out sign-in into its 429 page; last, as its documentation asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "rtcstack_site.urls"
@@ -87,6 +103,11 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database host that stops answering is a 503 after this long, not a request (and worker) waiting forever.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT_SECONDS", 3)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: replay guard, rate limits, key-cache invalidation, cache, Channels layer, Celery broker.
@@ -110,7 +131,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost/"  # a host name, or kombu warns on every connection
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(VAR_DIR / "celery" / "queue"),
         "data_folder_out": str(VAR_DIR / "celery" / "queue"),
@@ -122,6 +143,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Sign-in brute-force protection (django-axes) for /admin/login/ and /dashboard/login/: after AXES_FAILURE_LIMIT
+# failed attempts from one client address (for one account or spread over several) that address is refused,
+# the right password included, until AXES_COOLOFF_MINUTES pass without another attempt. Counted in the database.
+# The address is REMOTE_ADDR, which TrustedProxyMiddleware sets from X-Forwarded-For behind a trusted proxy.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_VERBOSE = False  # lockouts are still logged (WARNING); not a banner per process and a line per sign-in
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -146,8 +179,11 @@ S3_SECRET_ACCESS_KEY = env_str("S3_SECRET_ACCESS_KEY")
 S3_REGION = env_str("S3_REGION", "us-east-1")
 RECORDING_URL_TTL_SECONDS = env_int("RECORDING_URL_TTL_SECONDS", 900)
 RECORDING_UPLOAD_MAX_BYTES = env_int("RECORDING_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
-# Signed requests hash the whole body, so an upload is read into memory: allow that much, no more.
-DATA_UPLOAD_MAX_MEMORY_SIZE = RECORDING_UPLOAD_MAX_BYTES + 64 * 1024
+# The largest /v1 request body, judged on Content-Length before it is read: twice the largest field (64 KiB of
+# metadata), for JSON's escaping. The upload endpoint takes RECORDING_UPLOAD_MAX_BYTES more (the file).
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 128 * 1024)
+# Signed requests hash the whole body, so an upload is read into memory: Django's own ceiling is the upload's.
+DATA_UPLOAD_MAX_MEMORY_SIZE = RECORDING_UPLOAD_MAX_BYTES + API_MAX_BODY_BYTES
 if S3_BUCKET:
     RECORDINGS_STORAGE = s3_storage(
         bucket=S3_BUCKET,
@@ -178,6 +214,25 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 X_FRAME_OPTIONS = "DENY"
+# Proxies (CIDRs) whose X-Forwarded-Proto and X-Forwarded-For are believed; from any other peer both headers are
+# dropped, so nobody can claim HTTPS or another client address by sending them.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", ["127.0.0.0/8", "::1/128"])
+# One Content-Security-Policy (django-csp) on every HTML page: the admin, the API docs (Swagger UI from the
+# sidecar) and the dashboard load scripts and styles from our own static files only. The dashboard's sockets
+# (this host, or DASHBOARD_WEBSOCKET_URL) are added to connect-src per request (apps/core/middleware.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
 
 # Logs: JSON lines (python-json-logger) by default, readable text with DEBUG; every record carries the request id
 # (django-guid: X-Request-ID read from the request or generated, returned on the response) and has the configured
@@ -227,7 +282,7 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.codecs.SingleRendererNegotiation",
     "DEFAULT_THROTTLE_CLASSES": [],
     "EXCEPTION_HANDLER": "apps.core.problems.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.schema.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -255,6 +310,9 @@ LIVEKIT_URL = env_str("LIVEKIT_URL")
 LIVEKIT_PUBLIC_URL = env_str("LIVEKIT_PUBLIC_URL") or env_str("LIVEKIT_WSS_URL") or "ws://localhost:7880"
 LIVEKIT_API_KEY = env_str("LIVEKIT_API_KEY", "devkey" if DEBUG else "")
 LIVEKIT_API_SECRET = env_str("LIVEKIT_API_SECRET", "secret" if DEBUG else "")
+if DEBUG and LIVEKIT_API_SECRET == "secret":  # noqa: S105 - livekit-server --dev's own credentials
+    # Short by design (devkey/secret); PyJWT would warn at every token signed with them.
+    warnings.filterwarnings("ignore", message="The HMAC key is .* below the minimum recommended length")
 TOKEN_TTL_SECONDS = env_int("TOKEN_TTL_SECONDS", 21_600)
 LIVEKIT_TIMEOUT_SECONDS = env_int("LIVEKIT_TIMEOUT_SECONDS", 5)
 
@@ -266,11 +324,31 @@ WHISPER_URL = env_str("WHISPER_URL")
 # Queue a post-call transcription whenever a recording completes (or per recording: autoTranscribe).
 AUTO_TRANSCRIBE_RECORDINGS = env_bool("AUTO_TRANSCRIBE_RECORDINGS", False)
 TRANSCRIPTION_MAX_RETRIES = env_int("TRANSCRIPTION_MAX_RETRIES", 5)
+# Seconds before the first retry after a transient failure; doubled for each further one, at most 10 minutes.
+TRANSCRIPTION_RETRY_DELAY_SECONDS = env_int("TRANSCRIPTION_RETRY_DELAY_SECONDS", 5)
+# How long a worker holds a job it runs; a heartbeat renews it every third of this while the job runs, so a
+# second delivery of the message leaves the job alone, and a dead worker's job runs again once it lapses.
+TRANSCRIPTION_LEASE_SECONDS = env_int("TRANSCRIPTION_LEASE_SECONDS", 60)
+# celery beat's sweep: how often it runs, and how late a queued transcription or webhook delivery must be
+# before it is queued again (its broker message was lost, e.g. Redis restarted empty).
+JOB_SWEEP_INTERVAL_SECONDS = env_int("JOB_SWEEP_INTERVAL_SECONDS", 60)
+JOB_SWEEP_GRACE_SECONDS = env_int("JOB_SWEEP_GRACE_SECONDS", 120)
+if min(TRANSCRIPTION_RETRY_DELAY_SECONDS, JOB_SWEEP_GRACE_SECONDS) < 0 or TRANSCRIPTION_LEASE_SECONDS < 3:
+    raise ImproperlyConfigured(
+        "TRANSCRIPTION_RETRY_DELAY_SECONDS and JOB_SWEEP_GRACE_SECONDS must not be negative, "
+        "TRANSCRIPTION_LEASE_SECONDS must be at least 3"
+    )
+if JOB_SWEEP_INTERVAL_SECONDS < 1:
+    raise ImproperlyConfigured("JOB_SWEEP_INTERVAL_SECONDS must be at least 1")
 
 # API keys: Fernet keys (comma-separated, newest first) that encrypt secrets at rest.
 # Unset: one key derived from SECRET_KEY (the deploy check warns).
 API_KEY_ENCRYPTION_KEYS = env_list("API_KEY_ENCRYPTION_KEYS", [])
 SIGNATURE_MAX_AGE_SECONDS = env_int("SIGNATURE_MAX_AGE_SECONDS", 300)
+# Failed verifications (wrong signature, unknown key id) allowed a minute per client address and per key id
+# before the next failure is a 429 and larger bodies are refused unread; 0 = no limit.
+SIGNATURE_FAILURE_LIMIT_PER_IP = env_int("SIGNATURE_FAILURE_LIMIT_PER_IP", 30)
+SIGNATURE_FAILURE_LIMIT_PER_KEY = env_int("SIGNATURE_FAILURE_LIMIT_PER_KEY", 120)
 API_KEY_DEFAULT_RATE_LIMIT = env_int("API_KEY_DEFAULT_RATE_LIMIT", 1200)
 
 # The operator account the run command creates on first start.

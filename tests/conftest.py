@@ -1,3 +1,4 @@
+import importlib
 import json
 import time
 from collections.abc import Iterator
@@ -151,3 +152,15 @@ def livekit(livekit_server: Any, settings: Any) -> Iterator[Any]:
     settings.LIVEKIT_URL = livekit_server.url
     yield livekit_server
     livekit_server.start()
+
+
+def support_staff_group() -> Any:
+    """The "Support staff" group the dashboard migration creates, made again if a transactional test's flush
+    removed it (a flush keeps the schema, not data from migrations). Tests use this instead of serialized_rollback,
+    which breaks after any other transactional test has re-created the content types."""
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    migration = importlib.import_module("apps.dashboard.migrations.0001_support_staff_group")
+    migration.create_group(apps, None)
+    return Group.objects.get(name=migration.GROUP)

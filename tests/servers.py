@@ -85,7 +85,7 @@ def moto_s3(bucket: str = "recordings") -> Iterator[dict[str, str]]:
             try:
                 requests.get(endpoint, timeout=1)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("moto server did not start") from None
                 time.sleep(0.2)

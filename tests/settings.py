@@ -9,6 +9,7 @@ os.environ.setdefault("LIVEKIT_API_KEY", "APItestkey")
 os.environ.setdefault("LIVEKIT_API_SECRET", "test-livekit-secret-that-is-long-enough-0123456789")
 os.environ.setdefault("LIVEKIT_PUBLIC_URL", "wss://livekit.test.example")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("DEBUG", "0")  # not var/dev.env's DEBUG=1 from a ./run.sh in this checkout
 
 from rtcstack_site.settings import *  # noqa: F403
 

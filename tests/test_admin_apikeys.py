@@ -27,12 +27,19 @@ def shown_secret(html: str) -> tuple[str, str]:
     return key_id, secret
 
 
+def secret_page(operator: Client, response) -> str:
+    """The form's POST redirects to the page that shows the secret (POST/redirect/GET)."""
+    assert response.status_code == 302, response.content[:2000]
+    assert re.fullmatch(r"/admin/apikeys/apikey/\d+/secret/", response["Location"])
+    page = operator.get(response["Location"])
+    assert page.status_code == 200
+    assert "no-store" in page["Cache-Control"]
+    return page.content.decode()
+
+
 def create_through_admin(operator: Client, **fields) -> tuple[str, str]:
     data = {"name": "Billing backend", "scopes": ["token"], "active": "on", "rate_limit_per_minute": "100", **fields}
-    response = operator.post("/admin/apikeys/apikey/add/", data)
-    assert response.status_code == 200, response.content[:2000]
-    assert "no-store" in response["Cache-Control"]
-    return shown_secret(response.content.decode())
+    return shown_secret(secret_page(operator, operator.post("/admin/apikeys/apikey/add/", data)))
 
 
 def test_create_shows_the_secret_once_and_it_signs(operator: Client) -> None:
@@ -47,6 +54,31 @@ def test_create_shows_the_secret_once_and_it_signs(operator: Client) -> None:
     assert secret not in change_page
     assert secret not in operator.get("/admin/apikeys/apikey/").content.decode()
     assert SignedClient(Credentials(key_id, secret)).post_json("/v1/token", TOKEN_BODY).status_code == 200
+
+
+def test_reloading_the_secret_page_neither_posts_again_nor_shows_the_secret(operator: Client) -> None:
+    data = {"name": "Billing backend", "scopes": ["token"], "active": "on", "rate_limit_per_minute": "100"}
+    created = operator.post("/admin/apikeys/apikey/add/", data)
+    assert created.status_code == 302
+    secret_url = created["Location"]
+    session_meanwhile = str(dict(operator.session))
+    _, secret = shown_secret(operator.get(secret_url).content.decode())
+    reloaded = operator.get(secret_url, follow=True)
+    assert ApiKey.objects.count() == 1
+    html = reloaded.content.decode()
+    assert secret not in html
+    assert reloaded.redirect_chain[-1][0] == f"/admin/apikeys/apikey/{ApiKey.objects.get().pk}/change/"
+    assert "shown once" in html
+    assert secret not in session_meanwhile  # kept encrypted until shown
+
+
+def test_rotating_redirects_to_the_new_secret_once(operator: Client, make_key) -> None:
+    key = ApiKey.objects.get(key_id=make_key().key_id)
+    rotated = operator.post(f"/admin/apikeys/apikey/{key.pk}/rotate/")
+    assert rotated.status_code == 302
+    assert rotated["Location"] == f"/admin/apikeys/apikey/{key.pk}/secret/"
+    assert '<code id="secret">' in operator.get(rotated["Location"]).content.decode()
+    assert operator.get(rotated["Location"]).status_code == 302
 
 
 def test_create_requires_a_scope(operator: Client) -> None:
@@ -97,7 +129,7 @@ def test_rotate_shows_new_secret_and_old_one_stops(operator: Client, run_on_comm
     assert "stops working" in confirm.content.decode()
     with run_on_commit():
         rotated = operator.post(f"/admin/apikeys/apikey/{key.pk}/rotate/")
-    same_id, new_secret = shown_secret(rotated.content.decode())
+    same_id, new_secret = shown_secret(secret_page(operator, rotated))
     assert same_id == key_id
     assert new_secret != old_secret
     assert old_client.post_json("/v1/token", TOKEN_BODY).status_code == 401

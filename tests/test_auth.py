@@ -5,13 +5,15 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.test import Client
+from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.utils import timezone
 
-from apps.apikeys import services
+from apps.apikeys import guard, services
 from apps.apikeys.models import ApiKey
-from apps.apikeys.signer import compute_signature
+from apps.apikeys.signer import compute_signature, signed_headers
 
-from .conftest import SignedClient, problem
+from .conftest import SignedClient, as_meta, problem
 
 TOKEN_BODY = {"roomId": "standup", "userId": "alice", "name": "Alice", "role": "participant"}
 
@@ -168,6 +170,25 @@ def test_expired_key(make_key) -> None:
     assert kind(response) == "expired-key"
 
 
+def test_wrong_signature_on_a_revoked_key_does_not_reveal_its_status(api: SignedClient, credentials) -> None:
+    """Only the secret's holder may learn that a key was revoked: the signature is checked first."""
+    ApiKey.objects.filter(key_id=credentials.key_id).update(active=False)
+    forged = type(credentials)(credentials.key_id, "not-the-secret-at-all-0123456789")
+    response = api.post_json("/v1/token", TOKEN_BODY, credentials=forged)
+    assert response.status_code == 401
+    assert kind(response) == "invalid-signature"
+    assert kind(api.post_json("/v1/token", TOKEN_BODY)) == "revoked-key"
+
+
+def test_wrong_signature_on_an_expired_key_does_not_reveal_its_status(make_key) -> None:
+    creds = make_key(expires_at=timezone.now() - timedelta(seconds=1))
+    forged = type(creds)(creds.key_id, "not-the-secret-at-all-0123456789")
+    response = SignedClient(forged).post_json("/v1/token", TOKEN_BODY)
+    assert response.status_code == 401
+    assert kind(response) == "invalid-signature"
+    assert kind(SignedClient(creds).post_json("/v1/token", TOKEN_BODY)) == "expired-key"
+
+
 def test_key_with_future_expiry_works(make_key) -> None:
     creds = make_key(expires_at=timezone.now() + timedelta(days=1))
     assert SignedClient(creds).post_json("/v1/token", TOKEN_BODY).status_code == 200
@@ -238,6 +259,79 @@ def test_forgeries_do_not_spend_the_key_quota(make_key, credentials) -> None:
     for i in range(3):
         assert forged.post_json("/v1/token", {**TOKEN_BODY, "userId": f"f{i}"}).status_code == 401
     assert SignedClient(creds).post_json("/v1/token", TOKEN_BODY).status_code == 200
+
+
+@pytest.fixture(params=["redis", "in-process"])
+def failure_limits(request, settings, monkeypatch):
+    """Small failure limits, counted in Redis or (no REDIS_URL) in the process, as the guard is configured."""
+    if request.param == "in-process":
+        settings.REDIS_URL = ""
+        monkeypatch.setattr(guard, "_memory_guard", guard.MemoryGuard())
+    settings.SIGNATURE_FAILURE_LIMIT_PER_IP = 100
+    settings.SIGNATURE_FAILURE_LIMIT_PER_KEY = 100
+    return settings
+
+
+def forged(credentials):
+    return type(credentials)(credentials.key_id, "wrong-secret-wrong-secret-000")
+
+
+def post_token_from(address: str, credentials, user: str):
+    body = body_bytes({**TOKEN_BODY, "userId": user})
+    headers = signed_headers(credentials.key_id, credentials.secret, "POST", "/v1/token", body)
+    return Client(REMOTE_ADDR=address).post("/v1/token", body, content_type="application/json", **as_meta(headers))
+
+
+def assert_failures_limited(response) -> None:
+    assert response.status_code == 429, response.content
+    assert kind(response) == "rate-limited"
+    assert "failed" in problem(response)["detail"]
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_failed_signatures_are_limited_per_client_address(failure_limits, credentials) -> None:
+    failure_limits.SIGNATURE_FAILURE_LIMIT_PER_IP = 3
+    attempts = [post_token_from("203.0.113.7", forged(credentials), f"f{i}").status_code for i in range(3)]
+    assert attempts == [401, 401, 401]
+    assert_failures_limited(post_token_from("203.0.113.7", forged(credentials), "f3"))
+    assert post_token_from("198.51.100.1", forged(credentials), "f4").status_code == 401  # another address
+    assert post_token_from("203.0.113.7", credentials, "genuine").status_code == 200  # the real secret still works
+
+
+def test_failed_signatures_are_limited_per_key_id(failure_limits, credentials, make_key) -> None:
+    failure_limits.SIGNATURE_FAILURE_LIMIT_PER_KEY = 3
+    attempts = [post_token_from(f"203.0.113.{i}", forged(credentials), f"f{i}").status_code for i in range(3)]
+    assert attempts == [401, 401, 401]
+    assert_failures_limited(post_token_from("203.0.113.50", forged(credentials), "f3"))
+    assert post_token_from("203.0.113.50", forged(make_key("other")), "f4").status_code == 401  # another key
+    assert post_token_from("198.51.100.1", credentials, "genuine").status_code == 200
+
+
+def test_unknown_key_ids_count_against_the_client_address(failure_limits, credentials) -> None:
+    failure_limits.SIGNATURE_FAILURE_LIMIT_PER_IP = 2
+    unknown = type(credentials)("rk_doesnotexist", credentials.secret)
+    assert [post_token_from("203.0.113.9", unknown, f"u{i}").status_code for i in range(2)] == [401, 401]
+    assert_failures_limited(post_token_from("203.0.113.9", unknown, "u2"))
+
+
+def test_limited_address_has_its_upload_refused_before_the_body_is_read(failure_limits, api, credentials) -> None:
+    """The upload announces 5 MiB and has sent 200 bytes: refused at once, without reading or hashing it."""
+    failure_limits.SIGNATURE_FAILURE_LIMIT_PER_IP = 1
+    assert post_token_from("203.0.113.7", forged(credentials), "f0").status_code == 401
+    body = encode_multipart(BOUNDARY, {"roomId": "standup"})
+    headers = signed_headers(credentials.key_id, credentials.secret, "POST", "/v1/recordings", body)
+    response = Client(REMOTE_ADDR="203.0.113.7").generic(
+        "POST", "/v1/recordings", body, content_type=MULTIPART_CONTENT, CONTENT_LENGTH=str(5 * 1024 * 1024),
+        **as_meta(headers),
+    )  # fmt: skip
+    assert_failures_limited(response)
+
+
+def test_genuine_requests_are_not_counted_as_failures(failure_limits, credentials) -> None:
+    failure_limits.SIGNATURE_FAILURE_LIMIT_PER_IP = 1
+    failure_limits.SIGNATURE_FAILURE_LIMIT_PER_KEY = 1
+    assert [post_token_from("203.0.113.7", credentials, f"g{i}").status_code for i in range(5)] == [200] * 5
+    assert post_token_from("203.0.113.7", forged(credentials), "f0").status_code == 401
 
 
 def test_last_used_is_recorded_at_most_once_a_minute(api: SignedClient, credentials) -> None:

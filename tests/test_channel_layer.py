@@ -41,4 +41,4 @@ def test_embedded_defaults_without_redis(tmp_path) -> None:
     env = embedded_environment(tmp_path)
     result = subprocess.run([sys.executable, "-c", EMBEDDED_PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["InMemoryChannelLayer", "LocMemCache", "filesystem://"]
+    assert result.stdout.split() == ["InMemoryChannelLayer", "LocMemCache", "filesystem://localhost/"]

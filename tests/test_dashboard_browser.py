@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 import requests
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.utils import timezone
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
@@ -39,6 +38,7 @@ from apps.recordings.models import Recording
 from apps.transcription import live
 from apps.transcription.models import Segment, Transcription
 
+from .conftest import support_staff_group
 from .servers import ROOT, free_port, server_environment
 from .workers import live_persister
 
@@ -58,7 +58,7 @@ CHROMIUM_FLAGS = [
 ]
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
         reason="needs Debian's chromium and chromium-driver (installed by .ci/run)",
@@ -86,7 +86,7 @@ class AsgiServer:
     def start(self) -> None:
         command = [
             sys.executable, "-m", "uvicorn", "rtcstack_site.asgi:application", "--host", "127.0.0.1",
-            "--port", str(self.port), "--ws", "websockets", "--lifespan", "off", "--log-level", "warning",
+            "--port", str(self.port), "--ws", "websockets-sansio", "--lifespan", "off", "--log-level", "warning",
         ]  # fmt: skip
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env)
         deadline = time.monotonic() + 30
@@ -231,7 +231,7 @@ def wait_stored(transcription: Transcription, count: int, timeout: float = 10) -
 def support_user(username: str, *, allowed: bool) -> Any:
     user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD, is_staff=True)
     if allowed:
-        user.groups.add(Group.objects.get(name="Support staff"))
+        user.groups.add(support_staff_group())
     return user
 
 

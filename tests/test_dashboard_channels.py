@@ -12,11 +12,10 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
-from agent.store import SegmentEntry, client_db, events_channel
+from agent.store import SegmentEntry, client_db, events_channel, segments_key
 from apps.core.redis import get_redis
 from apps.dashboard.consumers import POLICY_VIOLATION
 from apps.dashboard.relay import relay
@@ -24,14 +23,16 @@ from apps.transcription import live
 from apps.transcription.models import Segment, Transcription
 from rtcstack_site.asgi import application
 
-# serialized_rollback: the "Support staff" group comes from a data migration, which a transactional flush removes.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+from .conftest import support_staff_group
+from .workers import live_persister
+
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def session_cookie(*, support_staff: bool) -> bytes:
     user = get_user_model().objects.create_user("sam", "sam@example.com", "pw-for-tests-only", is_staff=True)
     if support_staff:
-        user.groups.add(Group.objects.get(name="Support staff"))
+        user.groups.add(support_staff_group())
     client = Client()
     client.force_login(user)
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
@@ -224,3 +225,34 @@ def test_room_list_updates_live() -> None:
 
     run(scenario)
     assert Segment.objects.count() == 1
+
+
+def test_a_backlog_flushed_after_a_persister_restart_reaches_the_viewer_whole() -> None:
+    """Hundreds of lines arrive at once when the persister comes back: every one must reach the open page."""
+    transcription = live_session()
+    client = get_redis()
+    live.open_stream(client, "standup")
+    backlog = 650  # what the agent wrote while the persister was down
+    for n in range(backlog):
+        client.xadd(segments_key("standup"), segment_entry(transcription, n).to_fields())
+    cookie = session_cookie(support_staff=True)
+    received: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        communicator = connect("/ws/dashboard/rooms/standup/", cookie)
+        connected, _ = await communicator.connect()
+        assert connected
+        assert (await receive(communicator))["segments"] == []
+        with live_persister() as persister:
+            async with asyncio.timeout(60):
+                while len(received) < backlog:
+                    message = await communicator.receive_json_from(timeout=30)
+                    if message["type"] == "segment":
+                        received.append(message["segment"])
+            persister.terminate()
+            persister.wait(timeout=20)
+        await communicator.disconnect()
+
+    run(scenario)
+    assert [s["text"] for s in received] == [f"Line {n}." for n in range(backlog)]
+    assert Segment.objects.count() == backlog

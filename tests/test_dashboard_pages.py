@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.contrib.staticfiles import finders
 from django.test import Client
 from django.utils import timezone
@@ -16,6 +16,7 @@ from apps.rooms.models import Room
 from apps.transcription import live
 from apps.transcription.models import Segment, Transcription
 
+from .conftest import support_staff_group
 from .servers import ROOT
 from .test_dashboard_channels import segment_entry
 
@@ -27,7 +28,7 @@ PAGES = ["/dashboard/", "/dashboard/rooms/standup/", "/dashboard/search/?q=hello
 def user(name: str = "sam", *, support_staff: bool = True, **fields) -> object:
     account = get_user_model().objects.create_user(name, f"{name}@example.com", "pw-for-tests-only", **fields)
     if support_staff:
-        account.groups.add(Group.objects.get(name="Support staff"))
+        account.groups.add(support_staff_group())
     return account
 
 
@@ -53,7 +54,7 @@ def live_session(room: str = "standup", **fields) -> Transcription:
 
 
 def test_the_support_staff_group_holds_the_permission() -> None:
-    group = Group.objects.get(name="Support staff")
+    group = support_staff_group()
     codenames = set(group.permissions.values_list("codename", flat=True))
     assert {"view_live_transcript", "view_transcription", "view_segment"} <= codenames
 

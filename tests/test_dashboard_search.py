@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import Client
 
@@ -20,6 +19,7 @@ from apps.dashboard.search import INDEX_NAME, parse_terms, search_segments
 from apps.recordings.models import Recording
 from apps.transcription.models import Segment, Transcription
 
+from .conftest import support_staff_group
 from .servers import ROOT
 
 pytestmark = pytest.mark.django_db
@@ -139,7 +139,7 @@ def test_query_terms_are_read_like_a_web_search() -> None:
 @pytest.fixture
 def staff() -> Client:
     account = get_user_model().objects.create_user("sam", "sam@example.com", "pw-for-tests-only")
-    account.groups.add(Group.objects.get(name="Support staff"))
+    account.groups.add(support_staff_group())
     client = Client()
     client.force_login(account)
     return client

@@ -48,7 +48,7 @@ SECRETS = {
 # Long-running services that have no healthcheck, and why (also said in the compose file).
 NO_HEALTHCHECK = {"persister"}  # no endpoint; nothing waits for it; it exits when Redis or PostgreSQL fail
 ONE_SHOT = {"config", "migrate", "minio-init"}
-APP_SERVICES = {"config", "migrate", "web", "ws", "worker", "persister", "agent", "whisper"}
+APP_SERVICES = {"config", "migrate", "web", "ws", "worker", "beat", "persister", "agent", "whisper"}
 
 # LiveKit's top-level config keys (pkg/config/config.go, yaml tags); it refuses unknown keys at start.
 LIVEKIT_KEYS = {
@@ -165,7 +165,7 @@ def test_services_wait_for_what_they_need_and_report_health(tmp_path) -> None:
             assert condition["condition"] == expected, (name, target)
             if expected == "service_healthy":
                 assert "healthcheck" in services[target], (name, target)
-    for name in ("web", "ws", "worker", "persister"):
+    for name in ("web", "ws", "worker", "beat", "persister"):
         assert {"migrate", "postgres", "redis"} <= set(services[name]["depends_on"]), name
     for name in ("livekit", "egress", "coturn"):
         assert services[name]["depends_on"]["config"]["condition"] == "service_completed_successfully"
@@ -182,8 +182,12 @@ def test_services_wait_for_what_they_need_and_report_health(tmp_path) -> None:
     assert "granian --interface wsgi" in commands["web"]
     assert "rtcstack_site.wsgi:application" in commands["web"]
     assert "uvicorn rtcstack_site.asgi:application" in commands["ws"]
-    assert "--ws=websockets" in commands["ws"]
+    assert "--ws=websockets-sansio" in commands["ws"]
     assert "celery -A rtcstack_site worker" in commands["worker"]
+    # One beat per deployment (the periodic sweep), healthy while its loop touches the file it checks.
+    assert commands["beat"] == "celery -A rtcstack_site beat --loglevel INFO"
+    assert "replicas" not in services["beat"].get("deploy", {})
+    assert "/app/var/celerybeat.alive" in " ".join(services["beat"]["healthcheck"]["test"])
     assert commands["persister"].startswith("python manage.py persistlive")
     assert commands["agent"] == "python -m agent"
     assert "apps.transcription.whisper_server --host 0.0.0.0 --port 9000" in commands["whisper"]
@@ -210,6 +214,15 @@ def test_services_wait_for_what_they_need_and_report_health(tmp_path) -> None:
     assert {p[0] for p in published if p[2] == "127.0.0.1"} == {"postgres", "redis", "whisper"}
     assert services["coturn"]["network_mode"] == "host"
     assert set(services["caddy"]["networks"]["default"]["aliases"]) == {"rtc.example.com", "s3.example.com"}
+
+
+def test_redis_keeps_live_segments_through_a_restart_with_aof(tmp_path) -> None:
+    """Live lines wait in Redis streams until they are in PostgreSQL: without AOF a Redis restart loses them."""
+    redis = resolved(tmp_path)["services"]["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command
+    assert "--appendfsync everysec" in command
+    assert [volume["target"] for volume in redis["volumes"]] == ["/data"]
 
 
 def test_gpu_override_builds_a_cuda_image_for_whisper(tmp_path) -> None:

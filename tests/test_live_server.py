@@ -84,11 +84,15 @@ def test_rotation_reaches_every_worker_process_at_once(server: str, key: tuple[s
 
 
 def test_readme_python_example_runs(server: str, key: tuple[str, str], tmp_path: Path) -> None:
+    """As an app backend runs it: its own directory, the signer copied in as the README says, nothing else."""
+    assert "copy it into your backend as `rtcstack_signer.py`" in (ROOT / "README.md").read_text()
+    shutil.copy(ROOT / "apps" / "apikeys" / "signer.py", tmp_path / "rtcstack_signer.py")
     script = tmp_path / "example.py"
     script.write_text(readme_example("python"))
-    env = {**os.environ, "RTCSTACK_URL": server, "RTCSTACK_KEY_ID": key[0], "RTCSTACK_SECRET": key[1],
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
-    result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    env = {"PATH": os.environ["PATH"], "RTCSTACK_URL": server, "RTCSTACK_KEY_ID": key[0], "RTCSTACK_SECRET": key[1]}
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "200 wss://livekit.test.example"
 

@@ -4,15 +4,27 @@ and the agent's Redis stream → PostgreSQL hand-over (the persister as a real p
 import json
 import signal
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.admin.utils import quote
+from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
-from agent.store import ACTIVE_ROOMS, PERSIST_GROUP, SegmentEntry, SessionRecord, segments_key, session_key
+from agent.store import (
+    ACTIVE_ROOMS,
+    NAME_MAX_CHARS,
+    PERSIST_GROUP,
+    SEGMENT_ID_MAX_CHARS,
+    SegmentEntry,
+    SessionRecord,
+    segments_key,
+    session_key,
+)
 from apps.core.redis import get_redis
 from apps.transcription import live
-from apps.transcription.models import Segment, Transcription
+from apps.transcription.models import LiveDeadLetter, Segment, Transcription
 from apps.transcription.persister import Persister
 
 from .conftest import SignedClient, problem
@@ -51,6 +63,13 @@ def wait_for_segments(transcription_id: str, count: int, timeout: float = 10) ->
             return found
         time.sleep(0.05)
     raise AssertionError(f"{len(found)} of {count} segments stored after {timeout} s")
+
+
+def wait_until(probe, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
 
 
 def start(api: SignedClient, livekit, **body) -> dict:
@@ -146,7 +165,7 @@ def test_segments_reach_postgres_and_the_live_api_while_the_session_runs(
             ("alice", "Alice", "alice-0"),  # the session's name wins over the agent's
             ("bob", "Bob", "bob-1"),
         }
-        assert get_redis().xlen(segments_key("standup")) == 0  # stored, acknowledged and deleted
+        wait_until(lambda: get_redis().xlen(segments_key("standup")) == 0)  # stored, acknowledged and deleted
 
         body = api.send("GET", TRANSCRIPT).json()
         assert body["status"] == "active"
@@ -223,6 +242,57 @@ def test_unreadable_and_foreign_entries_are_dropped_not_stuck(api: SignedClient,
     assert Persister(client, "p", block_ms=10).step() == 1
     assert [s.segment_key for s in Segment.objects.all()] == ["alice-2"]
     assert client.xlen(segments_key("standup")) == 0
+    assert [json.loads(d.fields) for d in LiveDeadLetter.objects.all()] == [{"garbage": "1"}]
+
+
+def start_room(api: SignedClient, livekit, room: str) -> str:
+    livekit.add_room(room)
+    response = api.post_json(f"/v1/rooms/{room}/transcription/start", {})
+    assert response.status_code == 201, response.content
+    return response.json()["transcriptionId"]
+
+
+@pytest.mark.django_db
+def test_a_bad_entry_is_stored_clipped_or_moved_aside_and_never_holds_up_any_room(
+    api: SignedClient, livekit, admin_client, caplog
+) -> None:
+    """What an agent without validation writes: a 300-character name, NUL in the text, times PostgreSQL refuses."""
+    tid, other = start(api, livekit)["transcriptionId"], start_room(api, livekit, "other")
+    client = get_redis()
+    long_name = SegmentEntry(tid, "alice-0", "x" * 300, "N" * 300, 0, 1500, "Sentence number 0.")
+    with_nul = SegmentEntry(tid, "alice-1", "alice\x00", "alice", 2000, 3500, "Null\x00 byte.")
+    client.xadd(segments_key("standup"), long_name.to_fields())
+    client.xadd(segments_key("standup"), with_nul.to_fields())
+    bad_times = client.xadd(segments_key("standup"), {**entry(tid, 2).to_fields(), "endMs": str(2**31)})
+    bad_id = client.xadd(
+        segments_key("standup"), {**entry(tid, 3).to_fields(), "segmentId": "s" * (SEGMENT_ID_MAX_CHARS + 1)}
+    )
+    unreadable = client.xadd(
+        segments_key("standup"), {**entry(tid, 5).to_fields(), "transcriptionId": "tr\x00", "startMs": "soon"}
+    )
+    append("standup", entry(tid, 4))
+    append("other", entry(other, 0), entry(other, 1))
+
+    assert Persister(client, "p", block_ms=10).step() == 5
+
+    stored = {s.segment_key: s for s in Segment.objects.filter(transcription_id=tid)}
+    assert set(stored) == {"alice-0", "alice-1", "alice-4"}
+    assert (stored["alice-0"].speaker_id, stored["alice-0"].speaker) == ("x" * NAME_MAX_CHARS, "N" * NAME_MAX_CHARS)
+    assert (stored["alice-1"].speaker_id, stored["alice-1"].text) == ("alice", "Null byte.")
+    assert Segment.objects.filter(transcription_id=other).count() == 2
+    for room in ("standup", "other"):
+        assert client.xlen(segments_key(room)) == 0
+        assert client.xpending(segments_key(room), PERSIST_GROUP)["pending"] == 0
+    letters = {d.entry_id: d for d in LiveDeadLetter.objects.all()}
+    assert set(letters) == {bad_times.decode(), bad_id.decode(), unreadable.decode()}
+    assert json.loads(letters[unreadable.decode()].fields)["transcriptionId"] == "tr\x00"
+    assert {d.room_name for d in letters.values()} == {"standup"}
+    assert "2147483648" in letters[bad_times.decode()].fields
+    assert "moved to the dead letters" in caplog.text
+
+    page = admin_client.get(reverse("admin:transcription_livedeadletter_changelist"))
+    assert page.status_code == 200
+    assert bad_times.decode() in page.content.decode()
 
 
 @pytest.mark.django_db
@@ -271,6 +341,8 @@ def test_retired_rooms_leave_the_persister(api: SignedClient, livekit) -> None:
     persister = Persister(client, "p", block_ms=10)
     persister.step()
     assert client.sismember(ACTIVE_ROOMS, "standup")  # stopped, but the agent may still be finishing
+    an_hour_ago = timezone.now() - timedelta(seconds=live.STOPPED_RECORD_TTL_SECONDS)
+    Transcription.objects.update(completed_at=an_hour_ago)
     client.delete(session_key("standup"))  # the stopped record expired
     persister._next_housekeeping = 0
     persister.step()
@@ -330,3 +402,82 @@ def test_admin_stop_action(api: SignedClient, livekit, admin_client) -> None:
     )
     assert "Stopped 1 live transcription" in response.content.decode()
     assert Transcription.objects.get(pk=tid).status == "stopped"
+
+
+REFUSE_POISON = """
+CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
+BEGIN
+    IF NEW.text = 'poison' THEN
+        RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER refuse_poison BEFORE INSERT ON transcription_segment
+    FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+"""
+
+
+@pytest.mark.django_db
+def test_a_row_postgresql_refuses_is_moved_aside_and_the_rest_of_its_batch_stored(api: SignedClient, livekit) -> None:
+    """Whatever validation does not foresee: PostgreSQL refusing one row must not refuse the batch, nor stop."""
+    tid = start(api, livekit)["transcriptionId"]
+    with connection.cursor() as cursor:  # DDL in the test's transaction: rolled back with it
+        cursor.execute(REFUSE_POISON)
+    client = get_redis()
+    append("standup", entry(tid, 0))
+    poison = client.xadd(segments_key("standup"), {**entry(tid, 1).to_fields(), "text": "poison"})
+    append("standup", entry(tid, 2))
+
+    assert Persister(client, "p", block_ms=10).step() == 2
+    assert sorted(Segment.objects.values_list("segment_key", flat=True)) == ["alice-0", "alice-2"]
+    [letter] = LiveDeadLetter.objects.all()
+    assert (letter.entry_id, letter.transcription_id) == (poison.decode(), tid)
+    assert "refused by the test" in letter.error
+    assert json.loads(letter.fields)["text"] == "poison"
+
+    append("standup", entry(tid, 3))  # no persister: stop stores what arrived, poison included
+    client.xadd(segments_key("standup"), {**entry(tid, 4).to_fields(), "text": "poison"})
+    response = api.post_json(STOP, {})
+    assert response.status_code == 200, response.content
+    assert response.json()["segmentCount"] == 3
+    assert LiveDeadLetter.objects.count() == 2
+    assert client.xlen(segments_key("standup")) == 0
+
+
+@pytest.mark.django_db
+def test_after_redis_lost_its_data_the_persister_restores_every_live_session_from_postgresql(
+    api: SignedClient, livekit
+) -> None:
+    tid = start(api, livekit, participants={"alice": "Alice"})["transcriptionId"]
+    ended = start_room(api, livekit, "ended")
+    assert api.post_json("/v1/rooms/ended/transcription/stop", {}).status_code == 200
+    cut_off = start_room(api, livekit, "cut-off")
+    client = get_redis()
+    cut_off_record = client.hgetall(session_key("cut-off"))
+
+    client.flushdb()  # Redis restarted without its data
+    client.hset(session_key("cut-off"), mapping=cut_off_record)  # and a stop that could not reach Redis:
+    Transcription.objects.filter(pk=cut_off).update(status="stopped", completed_at=timezone.now())
+    append("standup", entry(tid, 0))  # the agent goes on writing: a stream without the persister's group
+
+    assert Persister(client, "p", block_ms=10).step() == 1
+    assert [s.segment_key for s in Segment.objects.filter(transcription_id=tid)] == ["alice-0"]
+    assert client.smembers(ACTIVE_ROOMS) == {b"standup", b"ended", b"cut-off"}
+    record = SessionRecord.from_hash(client.hgetall(session_key("standup")))
+    assert record == live.session_record(Transcription.objects.get(pk=tid))
+    assert (record.status, record.speakers) == ("active", {"alice": "Alice"})
+    assert client.ttl(session_key("standup")) == -1
+    for room, transcription_id in (("ended", ended), ("cut-off", cut_off)):
+        stopped = SessionRecord.from_hash(client.hgetall(session_key(room)))
+        assert (stopped.transcription_id, stopped.status) == (transcription_id, "stopped")
+        assert 0 < client.ttl(session_key(room)) <= live.STOPPED_RECORD_TTL_SECONDS
+
+
+@pytest.mark.django_db
+def test_a_session_started_after_a_stop_in_the_same_room_keeps_its_record(api: SignedClient, livekit) -> None:
+    """The stopped record expires; a new session's record written over it must not expire with it."""
+    start(api, livekit)
+    assert api.post_json(STOP, {}).status_code == 200
+    assert get_redis().ttl(session_key("standup")) > 0
+    assert api.post_json(START, {}).status_code == 201
+    assert get_redis().ttl(session_key("standup")) == -1

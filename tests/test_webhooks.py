@@ -556,8 +556,10 @@ def test_admin_create_shows_the_secret_once(operator: Any) -> None:
     response = operator.post(
         "/admin/webhooks/webhookendpoint/add/",
         {"url": PUBLIC_URL, "description": "Billing", "events": ["room_started", "room_finished"], "active": "on"},
+        follow=True,
     )
     assert response.status_code == 200, response.content[:2000]
+    assert response.redirect_chain[0][0].endswith("/secret/")  # POST/redirect/GET: a reload shows nothing again
     assert "no-store" in response["Cache-Control"]
     html = response.content.decode()
     endpoint_id, secret = shown_once(html)
@@ -583,7 +585,7 @@ def test_admin_rotate_secret(operator: Any) -> None:
     endpoint, old = services.create_endpoint(PUBLIC_URL, ["*"])
     confirm = operator.get(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/rotate/")
     assert "stops working" in confirm.content.decode()
-    rotated = operator.post(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/rotate/")
+    rotated = operator.post(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/rotate/", follow=True)
     same_id, new = shown_once(rotated.content.decode())
     assert same_id == endpoint.public_id
     assert new != old

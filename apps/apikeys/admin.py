@@ -74,19 +74,15 @@ class ApiKeyAdmin(SecretAdminMixin):
         super().save_model(request, obj, form, change)
 
     def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
-        return self._secret_page(request, obj, request.new_api_secret, "API key created")
+        return self.show_secret_once(request, obj, request.new_api_secret, "API key created")
 
-    def _secret_page(self, request: HttpRequest, obj: ApiKey, secret: str, title: str) -> HttpResponse:
-        return self.secret_page(
-            request,
-            obj,
-            secret,
-            title=title,
-            id_label="Key ID (X-Api-Key)",
-            id_value=obj.key_id,
-            details_before=[("Name", obj.name)],
-            details_after=[("Scopes", ", ".join(obj.scopes))],
-        )
+    def secret_details(self, obj: ApiKey) -> dict[str, Any]:
+        return {
+            "id_label": "Key ID (X-Api-Key)",
+            "id_value": obj.key_id,
+            "details_before": [("Name", obj.name)],
+            "details_after": [("Scopes", ", ".join(obj.scopes))],
+        }
 
     def get_urls(self) -> list:
         wrap = self.admin_site.admin_view
@@ -101,7 +97,7 @@ class ApiKeyAdmin(SecretAdminMixin):
         if request.method == "POST":
             secret = services.rotate_secret(key)
             self.log_change(request, key, "Rotated the secret.")
-            return self._secret_page(request, key, secret, "API key secret rotated")
+            return self.show_secret_once(request, key, secret, "API key secret rotated")
         context = {
             **self.admin_site.each_context(request),
             "title": "Rotate secret",
@@ -113,7 +109,7 @@ class ApiKeyAdmin(SecretAdminMixin):
     def revoke_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         key = self.object_for_change(request, pk)
         if request.method != "POST":
-            return HttpResponseRedirect(reverse("admin:apikeys_apikey_change", args=[key.pk]))
+            return HttpResponseRedirect(self.change_url(key))
         services.revoke(key)
         self.log_change(request, key, "Revoked.")
         self.message_user(request, f"Revoked {key}. Requests signed with it are now refused.", messages.SUCCESS)

@@ -8,14 +8,16 @@ import time
 import redis
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from apps.core.problems import Problem, RateLimited, ServiceUnavailable, Unauthorized
+from apps.core.middleware import declared_length
+from apps.core.problems import PayloadTooLarge, RateLimited, ServiceUnavailable, Unauthorized
 
 from . import keystore
-from .guard import Guard, Verdict, get_guard
+from .guard import Failures, Guard, Verdict, get_guard
 from .models import ApiKey
 from .signer import API_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, compute_signature
 
@@ -59,7 +61,9 @@ def _signed_path(request: Request) -> str:
 
 
 def _check_timestamp(raw: str) -> None:
-    if not raw.isdigit():
+    # ASCII digits only (str.isdigit() also takes "²" and other scripts' digits), and few enough for int():
+    # 12 reach far past any clock skew, so a milliseconds timestamp or a 5,000-digit one is refused up front.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
         raise _unauthorized("invalid-timestamp", f"{TIMESTAMP_HEADER} must be Unix time in whole seconds.")
     skew = int(raw) - int(time.time())
     max_age = settings.SIGNATURE_MAX_AGE_SECONDS
@@ -77,9 +81,35 @@ def _raw_body(request: Request) -> bytes:
     try:
         return request._request.body
     except RequestDataTooBig as exc:
-        raise Problem(
-            "The request body is too large.", kind="payload-too-large", title="Payload too large", status=413
-        ) from exc
+        raise PayloadTooLarge("The request body is too large.") from exc
+
+
+def _refuse_if_limited(failures: Failures, *, before_verifying: bool = False) -> None:
+    """429 once a client address or a key id is past its allowance of failed verifications in this window.
+
+    Before verifying, a client that has used up its allowance is refused; after a failure is counted, the failure
+    that goes past it is. A limit of 0 turns that count off.
+    """
+    pending = 1 if before_verifying else 0
+    per_address, per_key = settings.SIGNATURE_FAILURE_LIMIT_PER_IP, settings.SIGNATURE_FAILURE_LIMIT_PER_KEY
+    if per_address and failures.address + pending > per_address:
+        source = f"from this address (limit {per_address} a minute)"
+    elif per_key and failures.key + pending > per_key:
+        source = f"for this API key (limit {per_key} a minute)"
+    else:
+        return
+    raise RateLimited(
+        f"Too many failed signatures {source}; retry after {failures.window_resets_in} s.",
+        headers={"Retry-After": str(failures.window_resets_in)},
+    )
+
+
+def _record_last_used(key: keystore.ResolvedKey) -> None:
+    """Best effort: a request that needs no database must not fail because this bookkeeping could not be written."""
+    try:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    except DatabaseError as exc:
+        logger.warning("Could not record the last use of API key %s: %s", key.key_id, exc.__class__.__name__)
 
 
 class SignedRequestAuthentication(BaseAuthentication):
@@ -104,15 +134,16 @@ class SignedRequestAuthentication(BaseAuthentication):
                 "Request verification is unavailable: Redis cannot be reached. Retry shortly."
             ) from exc
 
-        if not key.active:
-            raise _unauthorized("revoked-key", "This API key has been revoked.")
-        if key.expires_at is not None and key.expires_at <= time.time():
-            raise _unauthorized("expired-key", "This API key has expired.")
+        # The key's status is told only to whoever proved they hold its secret.
         if not signature_ok:
             raise _unauthorized(
                 "invalid-signature",
                 "The signature does not match this request (method, path with query, timestamp and body).",
             )
+        if not key.active:
+            raise _unauthorized("revoked-key", "This API key has been revoked.")
+        if key.expires_at is not None and key.expires_at <= time.time():
+            raise _unauthorized("expired-key", "This API key has expired.")
         if not verdict.first_seen:
             raise _unauthorized(
                 "replayed-request",
@@ -125,15 +156,23 @@ class SignedRequestAuthentication(BaseAuthentication):
                 headers={"Retry-After": str(verdict.window_resets_in)},
             )
         if verdict.touch_last_used:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+            _record_last_used(key)
         return ApiClient(key), key
 
     def _verify(
         self, request: Request, guard: Guard, key_id: str, timestamp: str, signature: str
     ) -> tuple[keystore.ResolvedKey, bool, Verdict]:
-        """Check the signature against the cached key, then confirm the key is current in one round trip."""
+        """Check the signature against the cached key, then confirm the key is current in one round trip.
+
+        Failures are counted per key id and client address. A small body is cheaper to hash than a round trip
+        to ask whether the client may still fail, so only a larger one (an upload) is refused before it is read.
+        """
+        address = request.META.get("REMOTE_ADDR", "")
+        if declared_length(request) > settings.API_MAX_BODY_BYTES:
+            _refuse_if_limited(guard.failures(key_id, address), before_verifying=True)
         key = keystore.lookup(key_id, guard)
         if key is None:
+            _refuse_if_limited(guard.record_failure(None, address))
             raise _unauthorized("unknown-key", "Unknown API key.")
         body = _raw_body(request)
         path = _signed_path(request)
@@ -151,6 +190,8 @@ class SignedRequestAuthentication(BaseAuthentication):
             was_ok, signature_ok = signature_ok, matches(key)
             if signature_ok and not was_ok:
                 verdict = self._record(guard, key, signature, True)
+        if not signature_ok:
+            _refuse_if_limited(guard.record_failure(key.key_id, address))
         return key, signature_ok, verdict
 
     @staticmethod

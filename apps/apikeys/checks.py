@@ -3,6 +3,12 @@ from typing import Any
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
+
+from apps.core import crypto
+from apps.webhooks.models import WebhookEndpoint
+
+from .models import ApiKey
 
 
 @register(Tags.security, deploy=True)
@@ -31,3 +37,31 @@ def check_encryption_key_format(app_configs: Any, **kwargs: Any) -> list:
                 Error(f"API_KEY_ENCRYPTION_KEYS entry {index + 1} is not a valid Fernet key.", id="apikeys.E001")
             )
     return errors
+
+
+@register(Tags.database)
+def check_stored_secrets_decrypt(app_configs: Any, databases: Any = None, **kwargs: Any) -> list:
+    """Name every stored secret the configured keys cannot decrypt (run by migrate, so at every start)."""
+    if not databases:
+        return []
+    stored = (("API key", ApiKey, "key_id"), ("webhook endpoint", WebhookEndpoint, "public_id"))
+    undecryptable = []
+    try:
+        for label, model, id_field in stored:
+            for public_id, token in model.objects.values_list(id_field, "secret_encrypted").iterator():
+                try:
+                    crypto.decrypt_secret(token)
+                except crypto.UndecryptableSecretError:
+                    undecryptable.append(f"{label} {public_id}")
+    except DatabaseError:  # not migrated yet (or unreachable: other checks and commands report that)
+        return []
+    if not undecryptable:
+        return []
+    return [
+        Warning(
+            f"{len(undecryptable)} stored secret(s) cannot be decrypted ({', '.join(undecryptable[:10])}"
+            f"{', …' if len(undecryptable) > 10 else ''}); requests with those keys get 503 and those webhooks fail.",
+            hint=crypto.UNDECRYPTABLE_DETAIL,
+            id="apikeys.W002",
+        )
+    ]

@@ -14,6 +14,7 @@ from .guard import Guard
 from .models import ApiKey, Scope
 
 MAX_CACHED_KEYS = 10_000
+KEY_ID_MAX_LENGTH = ApiKey._meta.get_field("key_id").max_length
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,12 @@ def _load(key_id: str, guard: Guard, generation: int | None = None) -> ResolvedK
 
 def lookup(key_id: str, guard: Guard) -> ResolvedKey | None:
     cached = _cache.get(key_id)
-    return cached if cached is not None else _load(key_id, guard)
+    if cached is not None:
+        return cached
+    # No stored key id is longer or holds a NUL (which PostgreSQL cannot even compare): don't ask the database.
+    if len(key_id) > KEY_ID_MAX_LENGTH or "\x00" in key_id:
+        return None
+    return _load(key_id, guard)
 
 
 def reload(key_id: str, guard: Guard, generation: int) -> ResolvedKey | None:

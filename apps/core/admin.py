@@ -2,17 +2,22 @@
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
+from django.views.decorators.cache import never_cache
+
+from .crypto import decrypt_secret, encrypt_secret
+
+PENDING_SECRET_SESSION_KEY = "rtcstack:secret-shown-once"  # noqa: S105 - a session key name, not a secret
 
 
-class SecretAdminMixin(admin.ModelAdmin):
-    """A secret is shown on one page, once, right after it is made; the page is never cached."""
+class ObjectActionAdmin(admin.ModelAdmin):
+    """Extra per-object admin views (rotate, revoke, test…) check the change permission the same way."""
 
     def object_for_change(self, request: HttpRequest, pk: int) -> Any:
         obj = get_object_or_404(self.model, pk=pk)
@@ -20,34 +25,60 @@ class SecretAdminMixin(admin.ModelAdmin):
             raise PermissionDenied
         return obj
 
-    def secret_page(
-        self,
-        request: HttpRequest,
-        obj: Model,
-        secret: str,
-        *,
-        title: str,
-        id_label: str,
-        id_value: str,
-        caption: str = "Secret",
-        details_before: list[tuple[str, str]] = (),
-        details_after: list[tuple[str, str]] = (),
-    ) -> HttpResponse:
-        opts = self.opts
+    def change_url(self, obj: Model) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+
+
+class SecretAdminMixin(ObjectActionAdmin):
+    """A secret is shown on one page, once, right after it is made; the page is never cached (never_cache).
+
+    The form's POST redirects to that page (POST/redirect/GET), so reloading it never creates or rotates again:
+    the secret waits in the session, encrypted, and the first GET takes it out.
+    """
+
+    def secret_details(self, obj: Model) -> dict[str, Any]:
+        """The page's id_label, id_value, and optionally caption, details_before and details_after."""
+        raise NotImplementedError
+
+    def get_urls(self) -> list:
+        name = f"{self.opts.app_label}_{self.opts.model_name}_secret"
+        view = self.admin_site.admin_view(never_cache(self.secret_view))
+        return [path("<int:pk>/secret/", view, name=name), *super().get_urls()]
+
+    def show_secret_once(self, request: HttpRequest, obj: Model, secret: str, title: str) -> HttpResponseRedirect:
+        request.session[PENDING_SECRET_SESSION_KEY] = {
+            "model": self.opts.label,
+            "pk": obj.pk,
+            "title": title,
+            "secret": encrypt_secret(secret),
+        }
+        name = f"admin:{self.opts.app_label}_{self.opts.model_name}_secret"
+        return HttpResponseRedirect(reverse(name, args=[obj.pk]))
+
+    def secret_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        obj = self.object_for_change(request, pk)
+        pending = request.session.get(PENDING_SECRET_SESSION_KEY)
+        if not pending or pending["model"] != self.opts.label or pending["pk"] != obj.pk:
+            self.message_user(
+                request,
+                "That secret was shown once and is not stored in readable form; rotate it to get a new one.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(self.change_url(obj))
+        del request.session[PENDING_SECRET_SESSION_KEY]
+        details = self.secret_details(obj)
         context = {
             **self.admin_site.each_context(request),
-            "title": title,
-            "opts": opts,
+            "title": pending["title"],
+            "opts": self.opts,
             "original": obj,
-            "details_before": details_before,
-            "id_label": id_label,
-            "id_value": id_value,
-            "secret_label": caption,
-            "secret": secret,
-            "details_after": details_after,
-            "back_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]),
-            "back_label": f"I have stored the secret — back to the {opts.verbose_name}",
+            "details_before": details.get("details_before", []),
+            "id_label": details["id_label"],
+            "id_value": details["id_value"],
+            "secret_label": details.get("caption", "Secret"),
+            "secret": decrypt_secret(pending["secret"]),
+            "details_after": details.get("details_after", []),
+            "back_url": self.change_url(obj),
+            "back_label": f"I have stored the secret — back to the {self.opts.verbose_name}",
         }
-        response = TemplateResponse(request, "admin/secret_shown_once.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return TemplateResponse(request, "admin/secret_shown_once.html", context)

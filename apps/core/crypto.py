@@ -7,10 +7,25 @@ operators can rotate the encryption key without re-issuing API keys.
 import base64
 from functools import cache
 
-from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+
+from .problems import ServiceUnavailable
+
+UNDECRYPTABLE_DETAIL = (
+    "Stored secrets cannot be decrypted: they were encrypted with a key this server lacks (API_KEY_ENCRYPTION_KEYS "
+    "changed, or SECRET_KEY when API_KEY_ENCRYPTION_KEYS is unset). Restore the old key (new keys first, old "
+    "ones after them in API_KEY_ENCRYPTION_KEYS), or rotate the secret."
+)
+
+
+class UndecryptableSecretError(ServiceUnavailable, InvalidToken):
+    """A stored secret that none of the configured keys decrypts: a configuration fault, answered with a 503."""
+
+    def __init__(self) -> None:
+        super().__init__(UNDECRYPTABLE_DETAIL, kind="undecryptable-secret")
 
 
 def derived_key() -> bytes:
@@ -30,7 +45,10 @@ def encrypt_secret(secret: str) -> str:
 
 
 def decrypt_secret(token: str) -> str:
-    return _fernet().decrypt(token.encode()).decode()
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise UndecryptableSecretError from exc
 
 
 def reset_cache() -> None:

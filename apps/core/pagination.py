@@ -12,11 +12,12 @@ from .serializers import InputSerializer
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_OFFSET = 2**63 - 1  # PostgreSQL's OFFSET is a bigint: one more is a database error, not an empty page
 
 
 class PageQuerySerializer(InputSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, default=0)
 
 
 def paginate(

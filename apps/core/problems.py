@@ -4,6 +4,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -76,6 +77,12 @@ class Conflict(Problem):
     title = "Conflict"
 
 
+class PayloadTooLarge(Problem):
+    status_code = 413
+    kind = "payload-too-large"
+    title = "Payload too large"
+
+
 class RateLimited(Problem):
     status_code = 429
     kind = "rate-limited"
@@ -88,6 +95,16 @@ class ServiceUnavailable(Problem):
     status_code = 503
     kind = "service-unavailable"
     title = "Service unavailable"
+
+
+DATABASE_UNREACHABLE = "The database cannot be reached; retry shortly."
+
+
+def database_unreachable(exc: OperationalError | InterfaceError) -> ServiceUnavailable:
+    """An outage fails every request that touches the database: one line each, not a traceback each."""
+    reason = str(exc).strip().splitlines()
+    logger.error("Database unreachable (%s): %s", exc.__class__.__name__, reason[0] if reason else "no detail")
+    return ServiceUnavailable(DATABASE_UNREACHABLE)
 
 
 # DRF's own exceptions, mapped to stable kinds and titles.
@@ -125,6 +142,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or "Permission denied.")
+    elif isinstance(exc, OperationalError | InterfaceError):
+        exc = database_unreachable(exc)
 
     if isinstance(exc, Problem):
         body = problem_body(exc.status_code, exc.kind, exc.title, str(exc.detail))
@@ -163,6 +182,16 @@ def _problem_or_default(request: HttpRequest, status: int, kind: str, title: str
     if not request.path.startswith(API_PREFIX):
         return None
     return JsonResponse(problem_body(status, kind, title, detail), status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def problem_response(problem: Problem) -> JsonResponse:
+    """A problem answered before any DRF view runs (from middleware)."""
+    return JsonResponse(
+        problem_body(problem.status_code, problem.kind, problem.title, str(problem.detail)),
+        status=problem.status_code,
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=problem.headers,
+    )
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -9,6 +9,16 @@ import rtcstack_site
 
 from . import health
 
+HEALTH = inline_serializer(
+    "Health",
+    {
+        "status": serializers.ChoiceField(choices=["ok", "degraded", "error"]),
+        "version": serializers.CharField(),
+        "checks": serializers.DictField(child=serializers.CharField()),
+        "capabilities": serializers.DictField(child=serializers.BooleanField()),
+    },
+)
+
 
 class HealthView(APIView):
     """Liveness and dependency status; no authentication. 503 when the database or Redis is down."""
@@ -19,17 +29,7 @@ class HealthView(APIView):
     @extend_schema(
         tags=["health"],
         auth=[],
-        responses={
-            (200, "application/json"): inline_serializer(
-                "Health",
-                {
-                    "status": serializers.ChoiceField(choices=["ok", "degraded", "error"]),
-                    "version": serializers.CharField(),
-                    "checks": serializers.DictField(child=serializers.CharField()),
-                    "capabilities": serializers.DictField(child=serializers.BooleanField()),
-                },
-            )
-        },
+        responses={(200, "application/json"): HEALTH, (503, "application/json"): HEALTH},
     )
     def get(self, request: Request) -> Response:
         body, healthy = health.report()

@@ -40,7 +40,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         """The dashboard only listens; a client message is ignored."""
 
     async def dashboard_push(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["payload"])
+        for payload in message["payloads"]:
+            await self.send_json(payload)
 
     def snapshot(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -51,6 +52,9 @@ class RoomTranscriptConsumer(DashboardConsumer):
 
     async def connect(self) -> None:
         self.room = self.scope["url_route"]["kwargs"]["room"]
+        if "\x00" in self.room:  # no room name holds a NUL, and PostgreSQL refuses to look one up: refuse the socket
+            await self.close()
+            return
         self.group = events.room_group(self.room)
         await super().connect()
 

@@ -2,13 +2,17 @@
 
 Every push goes through `push()`: one long-lived event loop per process (a daemon thread) owns the
 channel layer's connections, so sync callers (the persister, views) neither block on nor reconnect
-for each message. Consumers forward `payload` to the browser as is.
+for each message. A group message carries a list of `payloads` (a stored batch of lines is one message,
+however long the backlog), which consumers forward to the browser one by one, as is. Pushes leave a
+process one at a time, in order (`send`): a burst waits its turn instead of exhausting the channel
+layer's connection pool.
 """
 
 import asyncio
 import hashlib
 import logging
 import threading
+import weakref
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from functools import cache
@@ -45,16 +49,24 @@ def submit(coroutine: Coroutine[Any, Any, Any]) -> Future:
     return asyncio.run_coroutine_threadsafe(coroutine, _loop())
 
 
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def send(group: str, payloads: list[dict[str, Any]]) -> None:
+    """Send `payloads` to every WebSocket in `group`, after the pushes before it (a FIFO lock per event loop)."""
+    turn = _turns.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with turn:
+        await get_channel_layer().group_send(group, {"type": PUSH, "payloads": payloads})
+
+
 def _report(future: Future) -> None:
     if not future.cancelled() and future.exception() is not None:
         logger.warning("Dashboard push failed: %s", future.exception().__class__.__name__)
 
 
-def push(group: str, payload: dict[str, Any]) -> Future:
-    """Send `payload` to every WebSocket in `group` without waiting (failures are logged: the backlog heals)."""
-    future = submit(get_channel_layer().group_send(group, {"type": PUSH, "payload": payload}))
-    future.add_done_callback(_report)
-    return future
+def push(group: str, *payloads: dict[str, Any]) -> None:
+    """Send `payloads` to every WebSocket in `group` without waiting (failures are logged: the backlog heals)."""
+    submit(send(group, list(payloads))).add_done_callback(_report)
 
 
 def session_json(transcription: Transcription) -> dict[str, Any]:
@@ -104,7 +116,8 @@ def session_changed(sender: Any, transcription: Transcription, **kwargs: Any) ->
 
 
 def segments_stored(sender: Any, transcription: Transcription, segments: list[Segment], **kwargs: Any) -> None:
+    """One push per stored batch, however many lines (a persister catching up stores hundreds at once)."""
     room = transcription.room_name
-    for segment in segments:
-        push(room_group(room), {"type": "segment", "roomId": room, "segment": segment_json(segment)})
+    if segments:
+        push(room_group(room), *({"type": "segment", "roomId": room, "segment": segment_json(s)} for s in segments))
     push(ROOMS_GROUP, {"type": "room", "room": room_summary(transcription, speaking_now(room))})

@@ -12,11 +12,10 @@ from collections.abc import Callable
 
 import redis
 import redis.asyncio as aioredis
-from channels.layers import get_channel_layer
 
 from agent.store import client_db, events_channel
 
-from .events import PUSH, ROOMS_GROUP, room_group, speaking_key
+from .events import ROOMS_GROUP, room_group, send, speaking_key
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +56,7 @@ async def forward(client: aioredis.Redis, room: str, data: bytes) -> None:
         return
     if kind not in FORWARDED:
         return
-    layer = get_channel_layer()
-    await layer.group_send(room_group(room), {"type": PUSH, "payload": {**event, "roomId": room}})
+    await send(room_group(room), [{**event, "roomId": room}])
     if kind == "transcript_partial":
         return
     key = speaking_key(room)
@@ -69,6 +67,4 @@ async def forward(client: aioredis.Redis, room: str, data: bytes) -> None:
     else:
         await client.hdel(key, speaker_id)
     speaking = [{"speakerId": k.decode(), "speaker": v.decode()} for k, v in (await client.hgetall(key)).items()]
-    await layer.group_send(
-        ROOMS_GROUP, {"type": PUSH, "payload": {"type": "speaking_now", "roomId": room, "speaking": speaking}}
-    )
+    await send(ROOMS_GROUP, [{"type": "speaking_now", "roomId": room, "speaking": speaking}])

@@ -7,13 +7,14 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from livekit import api
+from rest_framework.exceptions import ValidationError
 
 from apps.core.codecs import iso_utc
-from apps.core.problems import Conflict, NotFound, Problem, get_or_404
+from apps.core.problems import Conflict, NotFound, get_or_404
 from apps.rooms import livekit
 
 from .models import Recording
-from .storage import download_url, egress_upload, guarded, recording_storage
+from .storage import check_key, download_url, egress_upload, guarded, is_file, recording_storage
 
 
 def recording_json(recording: Recording, host_url: str = "") -> dict[str, Any]:
@@ -51,7 +52,7 @@ def get_recording(recording_id: str) -> Recording:
 
 def file_path(room_id: str, audio_only: bool) -> str:
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    return f"{room_id}/{stamp}.{'ogg' if audio_only else 'mp4'}"
+    return check_key(f"{room_id}/{stamp}.{'ogg' if audio_only else 'mp4'}", "roomId")
 
 
 def start(room_id: str, *, audio_only: bool = False, auto_transcribe: bool = False) -> tuple[Recording, bool]:
@@ -104,7 +105,7 @@ def stop(room_id: str) -> Recording:
 
 
 def store_upload(upload: UploadedFile, room_id: str) -> Recording:
-    name = f"{room_id or 'uploads'}/{timezone.now():%Y%m%dT%H%M%SZ}-{upload.name}"
+    name = check_key(f"{room_id or 'uploads'}/{timezone.now():%Y%m%dT%H%M%SZ}-{upload.name}", "roomId")
     key = guarded(lambda: recording_storage().save(name, upload))
     now = timezone.now()
     return Recording.objects.create(
@@ -119,14 +120,10 @@ def store_upload(upload: UploadedFile, room_id: str) -> Recording:
 
 
 def register(storage_key: str, room_id: str, duration: float | None) -> Recording:
+    """Record a file already in storage: only a regular file (a directory would register, then fail to serve)."""
+    if not is_file(check_key(storage_key, "storageKey")):
+        raise ValidationError({"storageKey": [f"No file {storage_key!r} in recording storage."]})
     storage = recording_storage()
-    if not guarded(lambda: storage.exists(storage_key)):
-        raise Problem(
-            f"No object {storage_key!r} in recording storage.",
-            kind="validation-error",
-            title="Invalid request",
-            status=400,
-        )
     return Recording.objects.create(
         room_name=room_id,
         source=Recording.Source.REGISTERED,

@@ -1,6 +1,7 @@
 """Where recording files live: django-storages' S3 backend, or local files as the embedded default."""
 
 import logging
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -10,6 +11,7 @@ from django.core import signing
 from django.core.files.storage import Storage, storages
 from django.urls import reverse
 from livekit import api
+from rest_framework.exceptions import ValidationError
 
 from apps.core.problems import Problem, ServiceUnavailable
 
@@ -44,6 +46,37 @@ def guarded(operation: Callable[[], T]) -> T:
         raise ServiceUnavailable(
             "Recording storage is unreachable; check S3_ENDPOINT_URL.", kind="storage-unavailable"
         ) from error
+
+
+def _is_key(key: str) -> bool:
+    """Relative and normalised: no leading or trailing '/', no empty, '.' or '..' parts, no NUL."""
+    return "\x00" not in key and not any(part in ("", ".", "..") for part in key.split("/"))
+
+
+def check_key(key: str, field: str) -> str:
+    """Every key RTCstack writes or accepts stays inside recording storage; else a 400 naming the input `field`."""
+    if not _is_key(key):
+        raise ValidationError(
+            {
+                field: [
+                    f"The storage key {key!r} must be a relative path inside recording storage: no leading or "
+                    "trailing '/', no empty, '.' or '..' parts, no NUL."
+                ]
+            }
+        )
+    return key
+
+
+def is_file(key: str) -> bool:
+    """True when `key` names a regular file: an object in S3; on local disk a file, not a directory."""
+    if not _is_key(key):
+        return False
+    storage = recording_storage()
+    try:
+        local = storage.path(key)
+    except NotImplementedError:  # an object store: keys name objects only
+        return guarded(lambda: storage.exists(key))
+    return os.path.isfile(local)
 
 
 def download_url(key: str, request_host_url: str = "") -> str:

@@ -1,14 +1,18 @@
+from django.conf import settings
 from django.core import signing
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
 from apps.core.codecs import ORJSONParser, iso_utc
-from apps.core.pagination import page_schema, paginate
+from apps.core.pagination import PageQuerySerializer, page_schema, paginate
+from apps.core.problems import NotFound, PayloadTooLarge
+from apps.core.schema import problems
 
 from . import services
 from .models import Recording
@@ -20,7 +24,7 @@ from .serializers import (
     RoomRecordingStatusSerializer,
     StartRecordingSerializer,
 )
-from .storage import guarded, key_from_download_token, recording_storage
+from .storage import guarded, is_file, key_from_download_token, recording_storage
 
 
 def _host(request: Request) -> str:
@@ -79,8 +83,13 @@ class RecordingsView(APIView):
     required_scope = Scope.RECORDINGS
     parser_classes = [ORJSONParser, MultiPartParser]
 
+    @classmethod
+    def max_body_bytes(cls) -> int:
+        """An upload and its multipart envelope (the file itself is held to the exact limit in `post`)."""
+        return settings.RECORDING_UPLOAD_MAX_BYTES + settings.API_MAX_BODY_BYTES
+
     @extend_schema(
-        parameters=[RecordingFilterSerializer],
+        parameters=[RecordingFilterSerializer, PageQuerySerializer],
         responses=page_schema("recordings", RecordingSerializer),
         tags=["recordings"],
         summary="List recordings",
@@ -108,6 +117,8 @@ class RecordingsView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if data.get("file"):
+            if data["file"].size > settings.RECORDING_UPLOAD_MAX_BYTES:
+                raise PayloadTooLarge(f"Uploads are limited to {settings.RECORDING_UPLOAD_MAX_BYTES} bytes.")
             recording = services.store_upload(data["file"], data["roomId"])
         else:
             recording = services.register(data["storageKey"], data["roomId"], data.get("duration"))
@@ -123,19 +134,35 @@ class RecordingView(APIView):
     def get(self, request: Request, recording_id: str) -> Response:
         return Response(services.recording_json(services.get_recording(recording_id), _host(request)))
 
-    @extend_schema(tags=["recordings"], summary="Delete a recording and its file", responses=DeletedRecordingSerializer)
+    @extend_schema(
+        tags=["recordings"],
+        summary="Delete a recording and its file",
+        responses={200: DeletedRecordingSerializer, **problems(409)},
+    )
     def delete(self, request: Request, recording_id: str) -> Response:
         services.delete(services.get_recording(recording_id))
         return Response({"recordingId": recording_id, "deleted": True})
 
 
-def download(request: HttpRequest, token: str) -> FileResponse:
-    """Serves a locally stored recording to whoever holds a fresh signed link (the embedded default)."""
-    try:
-        key = key_from_download_token(token)
-    except signing.BadSignature as error:
-        raise Http404("This download link is invalid or has expired.") from error
-    storage = recording_storage()
-    if not storage.exists(key):
-        raise Http404("The file is gone.")
-    return FileResponse(guarded(lambda: storage.open(key, "rb")), as_attachment=True, filename=key.rsplit("/", 1)[-1])
+class DownloadView(APIView):
+    """Serves a locally stored recording to whoever holds a fresh signed link (the embedded default).
+
+    The link is the credential, so no API key; an API view for the problem responses (storage down: 503).
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, token: str) -> FileResponse:
+        try:
+            key = key_from_download_token(token)
+        except signing.BadSignature as error:
+            raise NotFound("This download link is invalid or has expired.") from error
+        if not is_file(key):
+            raise NotFound("The file is gone.")
+        file = guarded(lambda: recording_storage().open(key, "rb"))
+        return FileResponse(file, as_attachment=True, filename=key.rsplit("/", 1)[-1])
+
+
+download = DownloadView.as_view()

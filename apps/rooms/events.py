@@ -1,27 +1,84 @@
 """Applies LiveKit's webhook events to RTCstack's records, once each."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Model
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from livekit import api
 
+from apps.core.problems import Problem
 from apps.recordings import services as recordings
 from apps.recordings.models import Recording
 from apps.transcription import services as transcription
 from apps.webhooks.services import emit
 
 from .models import LiveKitEvent, ParticipantSession, Room, RoomSession
+from .serializers import MAX_ROOM_COUNT
 
 logger = logging.getLogger(__name__)
 
 
+class InvalidEvent(Problem):
+    """A verified event RTCstack cannot store. A 400: LiveKit retries only on 5xx, so a poison event stops."""
+
+    status_code = 400
+    kind = "invalid-livekit-event"
+    title = "Invalid LiveKit event"
+
+
+def _refuse(detail: str) -> InvalidEvent:
+    logger.warning("Refused a LiveKit webhook event: %s", detail)
+    return InvalidEvent(detail)
+
+
+def _datetime(seconds: int, name: str) -> datetime | None:
+    """LiveKit's Unix seconds (0: not set) as a datetime; a time outside the calendar makes the event invalid."""
+    if not seconds:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError) as error:
+        raise _refuse(f"{name} is not a Unix time in seconds.") from error
+
+
 def _when(event: api.WebhookEvent) -> datetime:
-    return datetime.fromtimestamp(event.created_at, tz=UTC) if event.created_at else timezone.now()
+    return _datetime(event.created_at, "createdAt") or timezone.now()
+
+
+def _max_length(model: type[Model], field: str) -> int:
+    return model._meta.get_field(field).max_length
+
+
+def _stored_strings(event: api.WebhookEvent) -> Iterator[tuple[str, str, int | None]]:
+    """The strings of `event` that RTCstack stores or looks up: name in LiveKit's JSON, value, column size."""
+    yield "id", event.id, _max_length(LiveKitEvent, "event_id")
+    yield "event", event.event, _max_length(LiveKitEvent, "event")
+    yield "room.name", event.room.name, _max_length(Room, "name")
+    yield "room.sid", event.room.sid, _max_length(RoomSession, "sid")
+    yield "participant.identity", event.participant.identity, _max_length(ParticipantSession, "identity")
+    yield "participant.name", event.participant.name, _max_length(ParticipantSession, "name")
+    yield "participant.sid", event.participant.sid, _max_length(ParticipantSession, "sid")
+    yield "egressInfo.egressId", event.egress_info.egress_id, None  # only looked up
+    yield "egressInfo.error", event.egress_info.error, None
+    for result in event.egress_info.file_results:
+        yield "egressInfo.fileResults.filename", result.filename, _max_length(Recording, "storage_key")
+
+
+def validate(event: api.WebhookEvent) -> None:
+    """Refuse, before anything is stored, an event with a value no column holds (PostgreSQL takes no NUL)."""
+    for name, value, max_length in _stored_strings(event):
+        if "\x00" in value:
+            raise _refuse(f"{name} contains a NUL character.")
+        if max_length is not None and len(value) > max_length:
+            raise _refuse(f"{name} is longer than {max_length} characters.")
+    if event.room.num_participants > MAX_ROOM_COUNT:
+        raise _refuse(f"room.numParticipants is more than {MAX_ROOM_COUNT}.")
+    _datetime(event.created_at, "createdAt")
+    _datetime(event.participant.joined_at, "participant.joinedAt")
 
 
 def _session(event: api.WebhookEvent) -> RoomSession:
@@ -72,9 +129,7 @@ def room_finished(event: api.WebhookEvent) -> None:
 
 def participant_joined(event: api.WebhookEvent) -> None:
     session = _session(event)
-    joined = (
-        datetime.fromtimestamp(event.participant.joined_at, tz=UTC) if event.participant.joined_at else _when(event)
-    )
+    joined = _datetime(event.participant.joined_at, "participant.joinedAt") or _when(event)
     ParticipantSession.objects.get_or_create(
         session=session,
         sid=event.participant.sid,
@@ -119,6 +174,7 @@ HANDLERS: dict[str, Callable[[api.WebhookEvent], None]] = {
 @transaction.atomic
 def apply(event: api.WebhookEvent) -> bool:
     """Apply one event; False when its id was seen before (LiveKit retries deliveries)."""
+    validate(event)
     _, first_time = LiveKitEvent.objects.get_or_create(
         event_id=event.id, defaults={"event": event.event, "room_name": event.room.name}
     )

@@ -8,11 +8,16 @@ from apps.core.serializers import InputSerializer
 from .livekit import Role
 
 MAX_METADATA_BYTES = 64 * 1024
+# Room limits and counts are uint32 in LiveKit's protobuf, but RTCstack keeps them in PostgreSQL integer columns
+# (PositiveIntegerField), which stop lower: a larger value would be created in LiveKit and then fail to save.
+MAX_ROOM_COUNT = 2**31 - 1
 
 
 def metadata_as_text(value: Any) -> str:
     """LiveKit metadata is a string: JSON values are sent as their JSON text, strings as they are."""
     text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    if "\x00" in text:  # only a string can hold one (JSON text escapes it); no PostgreSQL text column can
+        raise serializers.ValidationError("Metadata may not contain NUL characters.")
     if len(text.encode()) > MAX_METADATA_BYTES:
         raise serializers.ValidationError(f"Metadata may be at most {MAX_METADATA_BYTES} bytes.")
     return text
@@ -56,9 +61,9 @@ class TokenResponseSerializer(serializers.Serializer):
 
 class CreateRoomSerializer(InputSerializer):
     name = serializers.CharField(max_length=256)
-    maxParticipants = serializers.IntegerField(required=False, min_value=1)
+    maxParticipants = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ROOM_COUNT)
     emptyTimeout = serializers.IntegerField(
-        required=False, min_value=1, help_text="Seconds before an empty room closes."
+        required=False, min_value=1, max_value=MAX_ROOM_COUNT, help_text="Seconds before an empty room closes."
     )
     metadata = serializers.JSONField(required=False)
 

@@ -5,7 +5,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
-from apps.core.pagination import page_schema, paginate
+from apps.core.pagination import PageQuerySerializer, page_schema, paginate
+from apps.core.schema import problems
 
 from . import events, services
 from .livekit import mint_token, verify_webhook
@@ -47,6 +48,7 @@ class RoomsView(APIView):
     @extend_schema(
         tags=["rooms"],
         summary="List active rooms",
+        parameters=[PageQuerySerializer],
         responses=page_schema("rooms", RoomSerializer),
         operation_id="rooms_list",
     )
@@ -76,7 +78,7 @@ class RoomView(APIView):
     def get(self, request: Request, room_id: str) -> Response:
         return Response(services.get_room(room_id))
 
-    @extend_schema(tags=["rooms"], summary="Close a room, disconnecting everyone", responses=DoneSerializer)
+    @extend_schema(tags=["rooms"], summary="Close a room, disconnecting everyone", responses={200: DoneSerializer})
     def delete(self, request: Request, room_id: str) -> Response:
         services.close_room(room_id)
         return Response({"roomId": room_id, "closed": True})
@@ -88,6 +90,7 @@ class ParticipantsView(APIView):
     @extend_schema(
         tags=["participants"],
         summary="List a room's participants",
+        parameters=[PageQuerySerializer],
         responses=page_schema("participants", ParticipantSerializer),
     )
     def get(self, request: Request, room_id: str) -> Response:
@@ -98,7 +101,7 @@ class ParticipantsView(APIView):
 class ParticipantView(APIView):
     required_scope = Scope.ROOMS
 
-    @extend_schema(tags=["participants"], summary="Remove (kick) a participant", responses=DoneSerializer)
+    @extend_schema(tags=["participants"], summary="Remove (kick) a participant", responses={200: DoneSerializer})
     def delete(self, request: Request, room_id: str, participant_id: str) -> Response:
         services.remove_participant(room_id, participant_id)
         return Response({"roomId": room_id, "participantId": participant_id, "removed": True})
@@ -122,7 +125,10 @@ class IngressesView(APIView):
     required_scope = Scope.ROOMS
 
     @extend_schema(
-        tags=["ingress"], summary="List a room's ingresses", responses=page_schema("ingresses", IngressSerializer)
+        tags=["ingress"],
+        summary="List a room's ingresses",
+        parameters=[PageQuerySerializer],
+        responses=page_schema("ingresses", IngressSerializer),
     )
     def get(self, request: Request, room_id: str) -> Response:
         return Response(paginate(request, services.list_ingress(room_id), "ingresses", services.ingress_json))
@@ -150,7 +156,7 @@ class IngressesView(APIView):
 class IngressView(APIView):
     required_scope = Scope.ROOMS
 
-    @extend_schema(tags=["ingress"], summary="Delete an ingress", responses=DoneSerializer)
+    @extend_schema(tags=["ingress"], summary="Delete an ingress", responses={200: DoneSerializer})
     def delete(self, request: Request, room_id: str, ingress_id: str) -> Response:
         services.delete_ingress(room_id, ingress_id)
         return Response({"roomId": room_id, "ingressId": ingress_id, "deleted": True})
@@ -167,7 +173,11 @@ class LiveKitWebhookView(APIView):
         return 'Bearer realm="livekit-webhook"'
 
     @extend_schema(
-        tags=["livekit"], summary="LiveKit webhook receiver", request=None, responses=WebhookAckSerializer, auth=[]
+        tags=["livekit"],
+        summary="LiveKit webhook receiver",
+        request=None,
+        responses={200: WebhookAckSerializer, **problems(401, 503)},
+        auth=[],
     )
     def post(self, request: Request) -> Response:
         event = verify_webhook(request.body, request.headers.get("Authorization", ""))

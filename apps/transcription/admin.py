@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from apps.core.problems import Problem
 
 from . import live, services
-from .models import Segment, Transcription
+from .models import LiveDeadLetter, Segment, Transcription
 
 
 class SegmentInline(admin.TabularInline):
@@ -26,7 +26,8 @@ class TranscriptionAdmin(admin.ModelAdmin):
     search_fields = ["id", "room_name", "recording__id", "segments__text"]
     readonly_fields = [
         "id", "kind", "status", "room_name", "recording", "language", "duration_seconds", "error", "attempts",
-        "queued_at", "started_at", "completed_at", "speakers", "partial_results", "dispatch_id",
+        "queued_at", "next_attempt_at", "lease_expires_at", "started_at", "completed_at", "speakers", "partial_results",
+        "dispatch_id",
     ]  # fmt: skip
     inlines = [SegmentInline]
     actions = ["rerun", "stop_live", "export_srt", "export_text"]
@@ -69,3 +70,19 @@ class TranscriptionAdmin(admin.ModelAdmin):
     @admin.action(description="Export as text")
     def export_text(self, request: HttpRequest, queryset: QuerySet[Transcription]) -> HttpResponse:
         return self._export(queryset, "text", "txt")
+
+
+@admin.register(LiveDeadLetter)
+class LiveDeadLetterAdmin(admin.ModelAdmin):
+    """Live segments PostgreSQL could not store: read them here, fix by hand if worth it, delete when handled."""
+
+    list_display = ["created_at", "room_name", "transcription_id", "entry_id", "error"]
+    list_filter = ["created_at", "room_name"]
+    search_fields = ["room_name", "transcription_id", "entry_id", "fields", "error"]
+    readonly_fields = ["created_at", "room_name", "transcription_id", "entry_id", "fields", "error"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LiveDeadLetter | None = None) -> bool:
+        return False

@@ -1,18 +1,20 @@
 """Live transcription sessions: start (state + agent dispatch), speakers, stop, and storing the agent's segments.
 
 State lives in PostgreSQL (the Transcription row) and, for the agent, in Redis (`agent.store`'s session
-record). Segments travel agent → Redis stream → `store_entries` → PostgreSQL; the stream entry is only
+record). Segments travel agent → Redis stream → `persist` → PostgreSQL; the stream entry is only
 acknowledged and deleted once its row is committed, and the unique segment key makes redelivery harmless.
+PostgreSQL is the truth: `restore_sessions` rewrites what Redis lost (a restart without its data).
 """
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 import orjson
 import redis
-from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db import DataError, IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from livekit import api
 
@@ -23,7 +25,7 @@ from apps.core.redis import get_redis
 from apps.rooms import livekit
 from apps.rooms.services import active_room
 
-from .models import Segment, Transcription
+from .models import LiveDeadLetter, Segment, Transcription
 from .services import segment_json
 from .signals import live_segments_stored, live_session_changed
 
@@ -32,6 +34,26 @@ logger = logging.getLogger(__name__)
 AGENT_NAME = "stt-live"
 # After stop the agent still finishes its last utterances; the stopped record tells it to leave, then expires.
 STOPPED_RECORD_TTL_SECONDS = 3600
+
+# Entries as read from a stream: (entry id, fields); fields are empty for an entry deleted while pending.
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+# Rewrite a session record from PostgreSQL unless Redis knows better: only a missing record is written, or this
+# transcription's record still saying active when PostgreSQL says stopped (a stop while Redis was unreachable).
+# KEYS[1]: the record; ARGV: transcription id, status, TTL seconds (0: none), then the hash's fields and values.
+RESTORE_SCRIPT = """
+local current = redis.call('HGET', KEYS[1], 'transcriptionId')
+if current and not (current == ARGV[1] and ARGV[2] ~= 'active'
+                    and redis.call('HGET', KEYS[1], 'status') == 'active') then
+    return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if tonumber(ARGV[3]) > 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+"""
 
 
 def _redis() -> redis.Redis:
@@ -78,7 +100,15 @@ def session_record(transcription: Transcription) -> SessionRecord:
 
 
 def _write_record(client: redis.Redis, transcription: Transcription) -> None:
-    client.hset(session_key(transcription.room_name), mapping=session_record(transcription).to_hash())
+    """An active record never expires (a record left from the room's last session must not pass on its TTL)."""
+    key = session_key(transcription.room_name)
+    with client.pipeline() as pipe:
+        pipe.hset(key, mapping=session_record(transcription).to_hash())
+        if transcription.status == Transcription.Status.ACTIVE:
+            pipe.persist(key)
+        else:
+            pipe.expire(key, STOPPED_RECORD_TTL_SECONDS)
+        pipe.execute()
 
 
 def start(
@@ -165,7 +195,6 @@ def stop(room_id: str) -> Transcription:
     transcription.save(update_fields=["status", "completed_at"])
     try:
         _write_record(client, transcription)
-        client.expire(session_key(room_id), STOPPED_RECORD_TTL_SECONDS)
         drain(client, room_id)
     except redis.RedisError:
         logger.warning("Redis unreachable while stopping the live transcription of %s", room_id)
@@ -191,6 +220,36 @@ def _delete_dispatch(transcription: Transcription) -> None:
         )
     except Exception as error:  # noqa: BLE001 - the session is stopped either way
         logger.info("Could not delete agent dispatch %s: %s", transcription.dispatch_id, error)
+
+
+def restore_sessions(client: redis.Redis) -> int:
+    """Give Redis back what the agent and the persister need for every room PostgreSQL says is live.
+
+    For each room's active session, or its session stopped less than `STOPPED_RECORD_TTL_SECONDS` ago (the agent
+    may still be finishing): the session record if it is missing (see `RESTORE_SCRIPT`), and the stream's
+    consumer group and registration. Returns how many records were rewritten.
+    """
+    recent = timezone.now() - timedelta(seconds=STOPPED_RECORD_TTL_SECONDS)
+    sessions = Transcription.objects.filter(
+        Q(status=Transcription.Status.ACTIVE) | Q(status=Transcription.Status.STOPPED, completed_at__gt=recent),
+        kind=Transcription.Kind.LIVE,
+    ).order_by("room_name", "-started_at")
+    latest: dict[str, Transcription] = {}
+    for transcription in sessions:
+        latest.setdefault(transcription.room_name, transcription)  # the active one, else the last stopped
+    script = client.register_script(RESTORE_SCRIPT)
+    restored = 0
+    for room, transcription in latest.items():
+        ttl = 0
+        if transcription.status != Transcription.Status.ACTIVE:
+            stopped_for = timezone.now() - transcription.completed_at
+            ttl = max(STOPPED_RECORD_TTL_SECONDS - int(stopped_for.total_seconds()), 1)
+        fields = [item for pair in session_record(transcription).to_hash().items() for item in pair]
+        restored += script(keys=[session_key(room)], args=[transcription.id, transcription.status, ttl, *fields])
+        open_stream(client, room)
+    if restored:
+        logger.warning("Restored %d live session record(s) in Redis from PostgreSQL (Redis lost its data?)", restored)
+    return restored
 
 
 def store_entries(entries: Iterable[SegmentEntry]) -> int:
@@ -219,7 +278,8 @@ def store_entries(entries: Iterable[SegmentEntry]) -> int:
                 speaker=transcription.speakers.get(entry.speaker_id, entry.speaker),
             )
         )
-    Segment.objects.bulk_create(rows, ignore_conflicts=True)
+    with transaction.atomic():  # a savepoint when called inside a transaction: a refused batch spoils nothing
+        Segment.objects.bulk_create(rows, ignore_conflicts=True)
     if live_segments_stored.has_listeners():
         for transcription in sessions.values():
             keys = [row.segment_key for row in rows if row.transcription_id == transcription.id]
@@ -228,15 +288,64 @@ def store_entries(entries: Iterable[SegmentEntry]) -> int:
     return len(rows)
 
 
+def persist(client: redis.Redis, room_id: str, entries: Entries) -> int:
+    """Store entries read from the room's stream, then acknowledge and delete them. Returns how many were kept.
+
+    An entry that cannot become a row (unreadable, or refused by PostgreSQL) goes to the dead letters, so it
+    never holds up the others; a database that is down raises, and the batch is read again later.
+    """
+    if not entries:
+        return 0
+    readable: list[tuple[bytes, dict[bytes, bytes], SegmentEntry]] = []
+    for entry_id, fields in entries:
+        if not fields:  # deleted while pending (e.g. stored by a stop's drain): acknowledge only
+            continue
+        try:
+            readable.append((entry_id, fields, SegmentEntry.from_fields(fields)))
+        except (KeyError, ValueError) as error:
+            _dead_letter(room_id, entry_id, fields, f"unreadable entry: {error!r}")
+    try:
+        stored = store_entries(entry for _, _, entry in readable)
+    except (DataError, IntegrityError):
+        stored = 0
+        for entry_id, fields, entry in readable:  # one at a time, to find the entries PostgreSQL refuses
+            try:
+                stored += store_entries([entry])
+            except (DataError, IntegrityError) as error:
+                _dead_letter(room_id, entry_id, fields, str(error).strip())
+    key = segments_key(room_id)
+    ids = [entry_id for entry_id, _ in entries]
+    client.xack(key, PERSIST_GROUP, *ids)
+    client.xdel(key, *ids)
+    return stored
+
+
+def _dead_letter(room_id: str, entry_id: bytes, fields: dict[Any, Any], error: str) -> None:
+    """Keep the entry for an operator (admin: Live dead letters); the log line names it without its text.
+
+    The row itself must not be refused: NUL is removed from the columns and escaped in the JSON.
+    """
+    values = {_text(key): _text(value) for key, value in fields.items()}
+    error = error.replace("\x00", "")
+    LiveDeadLetter.objects.create(
+        room_name=room_id,
+        transcription_id=values.get("transcriptionId", "").replace("\x00", "")[:64],
+        entry_id=entry_id.decode(),
+        fields=orjson.dumps(values).decode(),
+        error=error,
+    )
+    logger.error("Live segment %s of room %s moved to the dead letters: %s", entry_id.decode(), room_id, error)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="backslashreplace") if isinstance(value, bytes) else value
+
+
 def drain(client: redis.Redis, room_id: str) -> int:
     """Store every entry currently in the room's stream (used at stop, beside the persister)."""
-    key = segments_key(room_id)
     stored = 0
-    while entries := client.xrange(key, count=500):
-        ids = [entry_id for entry_id, _ in entries]
-        stored += store_entries(SegmentEntry.from_fields(fields) for _, fields in entries)
-        client.xack(key, PERSIST_GROUP, *ids)
-        client.xdel(key, *ids)
+    while entries := client.xrange(segments_key(room_id), count=500):
+        stored += persist(client, room_id, entries)
     return stored
 
 

@@ -33,6 +33,10 @@ class Transcription(models.Model):
     duration_seconds = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Post-call jobs: when a queued job is due (its first run, or a retry after a transient failure), and how
+    # long the worker running it holds it (renewed by a heartbeat). The sweep re-queues jobs past either.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField("completed or stopped at", null=True, blank=True)
@@ -82,3 +86,24 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return self.text[:60]
+
+
+class LiveDeadLetter(models.Model):
+    """A live segment entry PostgreSQL could not store, moved aside so its room's other lines go on being stored.
+
+    Kept for an operator to read (and fix by hand, or delete) in the admin; nothing retries it.
+    """
+
+    room_name = models.CharField("room ID", max_length=256, db_index=True)
+    transcription_id = models.CharField(max_length=64, blank=True)
+    entry_id = models.CharField("stream entry ID", max_length=64)
+    fields = models.TextField(help_text="The stream entry as JSON.")
+    error = models.TextField()
+    created_at = models.DateTimeField("moved aside at", auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "live dead letter"
+
+    def __str__(self) -> str:
+        return f"{self.room_name} {self.entry_id}"

@@ -4,7 +4,9 @@ One consumer group (`agent.store.PERSIST_GROUP`) over every room stream in `ACTI
 acknowledged and deleted only after its row is committed, so a persister killed mid-batch loses nothing:
 on restart it first re-reads its own pending entries, and entries left pending by a consumer that never
 came back are claimed after `claim_idle_ms`. Rows are keyed by the agent's segment id, so a redelivered
-entry is never stored twice.
+entry is never stored twice; an entry PostgreSQL cannot take goes to the dead letters (`live.persist`).
+Redis can lose its data (a restart without AOF): housekeeping, and every reconnection, first rewrite the
+session records, groups and registrations of the sessions PostgreSQL says are live (`live.restore_sessions`).
 """
 
 import logging
@@ -14,13 +16,11 @@ from collections.abc import Callable
 import redis
 from django.db import DatabaseError, close_old_connections
 
-from agent.store import ACTIVE_ROOMS, PERSIST_GROUP, SegmentEntry, segments_key, session_key
+from agent.store import ACTIVE_ROOMS, PERSIST_GROUP, segments_key, session_key
 
 from . import live
 
 logger = logging.getLogger(__name__)
-
-Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 RETIRE_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('XLEN', KEYS[2]) == 0 then
@@ -64,11 +64,16 @@ class Persister:
             except (redis.RedisError, DatabaseError) as error:
                 logger.warning("Live persister: %s; retrying in %.1f s", error.__class__.__name__, delay)
                 self._grouped.clear()
+                self._next_housekeeping = 0.0  # Redis may come back empty: restore before reading again
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
     def step(self) -> int:
         """One round: housekeeping when due, then block up to `block_ms` for new entries. Returns entries stored."""
+        housekeeping = time.monotonic() >= self._next_housekeeping
+        if housekeeping:
+            live.restore_sessions(self.client)
+            self._next_housekeeping = time.monotonic() + self.housekeeping_seconds
         rooms = sorted(name.decode() for name in self.client.smembers(ACTIVE_ROOMS))
         if not rooms:
             time.sleep(self.block_ms / 1000)
@@ -78,17 +83,17 @@ class Persister:
                 live.open_stream(self.client, room)
                 self._grouped.add(room)
         stored = 0
-        if time.monotonic() >= self._next_housekeeping:
+        if housekeeping:
             stored += self.recover(rooms)
             rooms = [room for room in rooms if not self.retire(room)]
-            self._next_housekeeping = time.monotonic() + self.housekeeping_seconds
         if not rooms:
             return stored
-        streams = {segments_key(room): ">" for room in rooms}
+        rooms_by_key = {segments_key(room): room for room in rooms}
+        streams = dict.fromkeys(rooms_by_key, ">")
         for key, entries in self.client.xreadgroup(
             PERSIST_GROUP, self.consumer, streams, count=self.batch, block=self.block_ms
         ):
-            stored += self.store(key.decode(), entries)
+            stored += live.persist(self.client, rooms_by_key[key.decode()], entries)
         return stored
 
     def recover(self, rooms: list[str]) -> int:
@@ -101,33 +106,15 @@ class Persister:
                 entries = own[0][1] if own else []
                 if not entries:
                     break
-                stored += self.store(key, entries)
+                stored += live.persist(self.client, room, entries)
             start = "0-0"
             while True:
                 start, claimed, *_ = self.client.xautoclaim(
                     key, PERSIST_GROUP, self.consumer, self.claim_idle_ms, start, count=self.batch
                 )
-                stored += self.store(key, claimed)
+                stored += live.persist(self.client, room, claimed)
                 if start in (b"0-0", "0-0"):
                     break
-        return stored
-
-    def store(self, key: str, entries: Entries) -> int:
-        """Commit the entries' rows, then acknowledge and delete them (an unreadable entry is logged and dropped)."""
-        if not entries:
-            return 0
-        decoded = []
-        for entry_id, fields in entries:
-            if not fields:  # deleted while pending (e.g. stored by a stop's drain): acknowledge only
-                continue
-            try:
-                decoded.append(SegmentEntry.from_fields(fields))
-            except (KeyError, ValueError):
-                logger.error("Live persister: dropped unreadable entry %s in %s", entry_id.decode(), key)
-        stored = live.store_entries(decoded)
-        ids = [entry_id for entry_id, _ in entries]
-        self.client.xack(key, PERSIST_GROUP, *ids)
-        self.client.xdel(key, *ids)
         return stored
 
     def retire(self, room: str) -> bool:

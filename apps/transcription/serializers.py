@@ -1,3 +1,5 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from apps.core.serializers import InputSerializer
@@ -77,6 +79,19 @@ class LiveOptionsSerializer(serializers.Serializer):
     )
 
 
+class SpeakerNamesField(serializers.DictField):
+    """Identity → display name. Keys are checked like the names: jsonb and LiveKit refuse a NUL, and both are stored."""
+
+    child = serializers.CharField(max_length=256)
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        names = super().to_internal_value(data)
+        for identity in names:
+            if not identity or len(identity) > 256 or "\x00" in identity:
+                raise serializers.ValidationError("Identities must be 1 to 256 characters with no NUL.")
+        return names
+
+
 class StartLiveSerializer(serializers.Serializer):
     language = serializers.CharField(
         required=False,
@@ -84,10 +99,8 @@ class StartLiveSerializer(serializers.Serializer):
         max_length=16,
         help_text="ISO code (en-US is read as en) or auto; default: the agent's STT_LANGUAGE.",
     )
-    participants = serializers.DictField(
-        child=serializers.CharField(max_length=256),
-        required=False,
-        help_text="Participant identity → display name shown in transcripts.",
+    participants = SpeakerNamesField(
+        required=False, help_text="Participant identity → display name shown in transcripts."
     )
     options = LiveOptionsSerializer(required=False)
 
@@ -96,16 +109,17 @@ class StartLiveSerializer(serializers.Serializer):
 
 
 class SpeakersSerializer(serializers.Serializer):
-    participants = serializers.DictField(
-        child=serializers.CharField(max_length=256),
-        allow_empty=False,
-        help_text="Participant identity → display name; merged into the current names.",
+    participants = SpeakerNamesField(
+        allow_empty=False, help_text="Participant identity → display name; merged into the current names."
     )
 
 
 class LiveQuerySerializer(FormatSerializer):
     since = serializers.IntegerField(
-        required=False, min_value=0, help_text="A `cursor` from an earlier response: only segments stored after it."
+        required=False,
+        min_value=0,
+        max_value=2**63 - 1,
+        help_text="A `cursor` from an earlier response: only segments stored after it.",
     )
 
 

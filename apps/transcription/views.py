@@ -1,4 +1,5 @@
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -6,8 +7,9 @@ from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
 from apps.core.codecs import iso_utc
-from apps.core.pagination import page_schema, paginate
+from apps.core.pagination import PageQuerySerializer, page_schema, paginate
 from apps.core.problems import get_or_404
+from apps.core.schema import problems
 from apps.recordings.services import get_recording
 
 from . import live, services
@@ -30,12 +32,18 @@ from .serializers import (
 CONTENT_TYPES = {"text": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt"}
 
 
+def transcript_responses(json_body: type) -> dict:
+    """The JSON body, or (?format=text|srt|vtt) the transcript rendered as a document of that type."""
+    rendered = {(200, media): OpenApiTypes.STR for media in CONTENT_TYPES.values()}
+    return {(200, "application/json"): json_body, **rendered}
+
+
 class TranscribeRecordingView(APIView):
     required_scope = Scope.TRANSCRIPTION
 
     @extend_schema(
         request=TranscribeSerializer,
-        responses={202: QueuedSerializer},
+        responses={202: QueuedSerializer, **problems(409)},
         tags=["transcription"],
         summary="Transcribe a recording after the call",
     )
@@ -60,7 +68,7 @@ class TranscriptionsView(APIView):
     required_scope = Scope.TRANSCRIPTION
 
     @extend_schema(
-        parameters=[TranscriptionFilterSerializer],
+        parameters=[TranscriptionFilterSerializer, PageQuerySerializer],
         responses=page_schema("transcriptions", TranscriptionSummarySerializer),
         tags=["transcription"],
         summary="List transcriptions",
@@ -97,7 +105,7 @@ class TranscriptionView(APIView):
 
     @extend_schema(
         parameters=[FormatSerializer],
-        responses=TranscriptionSerializer,
+        responses=transcript_responses(TranscriptionSerializer),
         tags=["transcription"],
         summary="A transcription: JSON, or ?format=text|srt|vtt",
     )
@@ -161,7 +169,7 @@ class LiveTranscriptView(APIView):
 
     @extend_schema(
         parameters=[LiveQuerySerializer],
-        responses=LiveTranscriptSerializer,
+        responses=transcript_responses(LiveTranscriptSerializer),
         tags=["transcription"],
         summary="The room's live transcript so far (the active session, else the latest)",
     )

@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 
-from apps.core.admin import SecretAdminMixin
+from apps.core.admin import ObjectActionAdmin, SecretAdminMixin
 
 from . import services, targets
 from .models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -79,20 +79,16 @@ class WebhookEndpointAdmin(SecretAdminMixin):
     def response_add(
         self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None
     ) -> HttpResponse:
-        return self._secret_page(request, obj, request.new_webhook_secret, "Webhook endpoint created")
+        return self.show_secret_once(request, obj, request.new_webhook_secret, "Webhook endpoint created")
 
-    def _secret_page(self, request: HttpRequest, obj: WebhookEndpoint, secret: str, title: str) -> HttpResponse:
-        return self.secret_page(
-            request,
-            obj,
-            secret,
-            title=title,
-            id_label="Endpoint ID",
-            id_value=obj.public_id,
-            caption="Signing secret",
-            details_before=[("URL", obj.url)],
-            details_after=[("Events", ", ".join(obj.events))],
-        )
+    def secret_details(self, obj: WebhookEndpoint) -> dict[str, Any]:
+        return {
+            "id_label": "Endpoint ID",
+            "id_value": obj.public_id,
+            "caption": "Signing secret",
+            "details_before": [("URL", obj.url)],
+            "details_after": [("Events", ", ".join(obj.events))],
+        }
 
     def get_urls(self) -> list:
         wrap = self.admin_site.admin_view
@@ -107,7 +103,7 @@ class WebhookEndpointAdmin(SecretAdminMixin):
         if request.method == "POST":
             secret = services.rotate_secret(endpoint)
             self.log_change(request, endpoint, "Rotated the signing secret.")
-            return self._secret_page(request, endpoint, secret, "Webhook signing secret rotated")
+            return self.show_secret_once(request, endpoint, secret, "Webhook signing secret rotated")
         context = {
             **self.admin_site.each_context(request),
             "title": "Rotate signing secret",
@@ -118,7 +114,7 @@ class WebhookEndpointAdmin(SecretAdminMixin):
 
     def test_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         endpoint = self.object_for_change(request, pk)
-        change_url = reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk])
+        change_url = self.change_url(endpoint)
         if request.method != "POST":
             return HttpResponseRedirect(change_url)
         if not endpoint.active:
@@ -144,7 +140,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(SecretAdminMixin):
+class WebhookDeliveryAdmin(ObjectActionAdmin):
     list_display = [
         "public_id",
         "event",
@@ -223,7 +219,7 @@ class WebhookDeliveryAdmin(SecretAdminMixin):
         delivery = self.object_for_change(request, pk)
         if request.method == "POST" and self._redeliver(request, delivery):
             self.message_user(request, f"Queued {delivery.public_id} for redelivery.", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
+        return HttpResponseRedirect(self.change_url(delivery))
 
     @admin.action(description="Redeliver selected deliveries", permissions=["change"])
     def redeliver_selected(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:

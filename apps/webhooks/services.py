@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -29,8 +30,6 @@ ENDPOINT_ID_PREFIX = "wh_"
 DELIVERY_ID_PREFIX = "msg_"
 SUBSCRIBABLE_EVENTS: tuple[str, ...] = tuple(Event.values)
 EMITTABLE_EVENTS = frozenset(e for e in SUBSCRIBABLE_EVENTS if e != Event.ALL)
-# A delivery this late for its next attempt has lost its broker message (e.g. Redis restarted empty).
-OVERDUE_GRACE_SECONDS = 300
 
 
 def generate_endpoint_id() -> str:
@@ -170,21 +169,23 @@ def redeliver(delivery: WebhookDelivery) -> None:
     delivery.refresh_from_db()
 
 
-def requeue_overdue(grace_seconds: int = OVERDUE_GRACE_SECONDS) -> int:
-    """Queue again every open delivery whose next attempt is long overdue; returns how many.
+def requeue_overdue() -> int:
+    """Queue again every open delivery whose next attempt is JOB_SWEEP_GRACE_SECONDS overdue; returns how many.
 
-    The database, not the broker, is the record of what is owed: this recovers deliveries whose
-    message was lost (broker data gone, enqueue failed while the broker was down). A duplicate of a
-    message that still exists is harmless: each attempt number is claimed once (see delivery.py).
+    The database, not the broker, is the record of what is owed: this sweep (run by celery beat) recovers
+    deliveries whose message was lost (broker data gone, enqueue failed while the broker was down). Each is
+    marked due now, so the next sweep leaves it alone for another grace period. A duplicate of a message
+    that still exists is harmless: each attempt number is claimed once (see delivery.py).
     """
     now = timezone.now()
     overdue = WebhookDelivery.objects.filter(
-        status__in=OPEN_STATUSES, next_attempt_at__lt=now - timedelta(seconds=grace_seconds)
+        status__in=OPEN_STATUSES, next_attempt_at__lt=now - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS)
     ).filter(Q(sending_until__isnull=True) | Q(sending_until__lt=now))
-    count = 0
-    for delivery in overdue.iterator():
-        enqueue(delivery)
-        count += 1
-    if count:
-        logger.warning("Re-queued %d overdue webhook deliveries", count)
-    return count
+    with transaction.atomic():
+        deliveries = list(overdue.select_for_update(skip_locked=True))
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(next_attempt_at=now)
+        for delivery in deliveries:
+            enqueue(delivery)
+    if deliveries:
+        logger.warning("Re-queued %d overdue webhook deliveries", len(deliveries))
+    return len(deliveries)

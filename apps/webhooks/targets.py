@@ -27,6 +27,13 @@ _ADDRESS_KINDS = (
     ("is_private", "private"),
 )
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64's well-known prefix (RFC 6052) and the
+# deprecated IPv4-compatible form. 6to4, Teredo and IPv4-mapped have ipaddress properties of their own.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# Local-use NAT64 (RFC 8215) translates into a network's own IPv4 space, at an offset only that network knows.
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+
 
 class InvalidTargetError(ValueError):
     """The URL can never be a webhook target (bad syntax, or a refused address)."""
@@ -44,14 +51,38 @@ def private_targets_allowed() -> bool:
     return bool(settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS)
 
 
-def address_kind(address: IPAddress) -> str | None:
-    """'loopback', 'private', … for an address webhooks must not reach; None for a public one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches through (IPv4-mapped, 6to4, Teredo client, NAT64, IPv4-compatible)."""
+    if not isinstance(address, ipaddress.IPv6Address) or address.is_loopback or address.is_unspecified:
+        return None
+    if address.ipv4_mapped or address.sixtofour:
+        return address.ipv4_mapped or address.sixtofour
+    if address.teredo:
+        return address.teredo[1]
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _own_kind(address: IPAddress) -> str | None:
     for attribute, kind in _ADDRESS_KINDS:
         if getattr(address, attribute):
             return kind
     return None if address.is_global else "non-public"
+
+
+def address_kind(address: IPAddress) -> str | None:
+    """'loopback', 'private', … for an address webhooks must not reach, itself or through the IPv4 address it
+    embeds; None for a public one."""
+    embedded = embedded_ipv4(address)
+    if embedded is not None and (kind := _own_kind(embedded)):
+        return kind
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL_USE:
+            return "local-use NAT64"
+        if address.ipv4_mapped or address in _NAT64:
+            return None  # a plain translation of the public IPv4 address it embeds
+    return _own_kind(address)
 
 
 def parse_url(url: str) -> SplitResult:
@@ -75,8 +106,10 @@ def refuse_if_not_public(host: str, address: str) -> None:
     kind = address_kind(ip)
     if kind is not None and not private_targets_allowed():
         shown = host if host == str(ip) else f"{host} resolves to {ip}, which"
+        embedded = embedded_ipv4(ip)
+        what = f"embeds {embedded}, a {kind}" if embedded is not None and _own_kind(embedded) else f"is a {kind}"
         raise TargetRefusedError(
-            f"{shown} is a {kind} address; webhooks may only be sent to public addresses "
+            f"{shown} {what} address; webhooks may only be sent to public addresses "
             "(an operator can allow private targets with WEBHOOKS_ALLOW_PRIVATE_TARGETS=1)."
         )
 

@@ -1,11 +1,8 @@
-"""Celery task for webhook deliveries. Retries are broker messages with a countdown (they survive a
+"""Celery tasks for webhook deliveries and their sweep. Retries are broker messages with a countdown (they survive a
 worker restart); the delivery's state is in the database (see delivery.py)."""
-
-from typing import Any
 
 from celery import shared_task
 from celery.app.task import Task
-from celery.signals import worker_ready
 
 from . import delivery, services
 
@@ -19,10 +16,5 @@ def deliver(self: Task, delivery_id: str, attempt: int = 1) -> None:
 
 @shared_task(ignore_result=True)
 def requeue_overdue_deliveries() -> int:
-    """Safety net run at every worker start (and worth scheduling with celery beat, e.g. every 10 minutes)."""
+    """The sweep, run by celery beat every JOB_SWEEP_INTERVAL_SECONDS."""
     return services.requeue_overdue()
-
-
-@worker_ready.connect
-def _requeue_on_worker_start(**kwargs: Any) -> None:
-    requeue_overdue_deliveries.delay()

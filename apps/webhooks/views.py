@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 from apps.apikeys.models import Scope
 from apps.core.pagination import PageQuerySerializer, page_schema, paginate
 from apps.core.problems import Conflict, get_or_404
+from apps.core.schema import problems
 
 from . import services
 from .models import WebhookEndpoint
@@ -103,7 +104,7 @@ class WebhookTestView(APIView):
 
     required_scope = Scope.WEBHOOKS
 
-    @extend_schema(request=None, responses={202: TestQueuedSerializer}, tags=TAGS)
+    @extend_schema(request=None, responses={202: TestQueuedSerializer, **problems(409)}, tags=TAGS)
     def post(self, request: Request, webhook_id: str) -> Response:
         endpoint = get_endpoint(webhook_id)
         if not endpoint.active:

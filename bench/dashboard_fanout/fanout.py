@@ -491,12 +491,12 @@ async def tap_groups(rooms: list[Room], seen: dict[Any, float], ready: asyncio.E
         while True:
             message = await layer.receive(channel)
             now = time.time()
-            payload = message.get("payload", {})
-            kind = payload.get("type")
-            if kind == "segment":
-                seen.setdefault((payload["roomId"], payload["segment"]["segmentId"]), now)
-            elif kind in ("speaking", "speaking_stopped"):
-                seen.setdefault(event_key(payload["roomId"], payload), now)
+            for payload in message.get("payloads", []):
+                kind = payload.get("type")
+                if kind == "segment":
+                    seen.setdefault((payload["roomId"], payload["segment"]["segmentId"]), now)
+                elif kind in ("speaking", "speaking_stopped"):
+                    seen.setdefault(event_key(payload["roomId"], payload), now)
     finally:
         for room in rooms:
             with contextlib.suppress(Exception):

@@ -19,7 +19,7 @@ from apps.core.shutdown import stop_requested
 class Command(BaseCommand):
     help = (
         "Prepare the database and run the HTTP server (granian, WSGI), the WebSocket server (uvicorn, ASGI), "
-        "a Celery worker and, with Redis, the live-segment persister until interrupted."
+        "a Celery worker and beat and, with Redis, the live-segment persister until interrupted."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -31,7 +31,7 @@ class Command(BaseCommand):
             default=None,
             help="web worker processes (default: 2 with Redis; 1 without, since the embedded guards are per process)",
         )
-        parser.add_argument("--no-worker", action="store_true", help="do not start the Celery worker")
+        parser.add_argument("--no-worker", action="store_true", help="do not start the Celery worker and beat")
         parser.add_argument(
             "--ws-port", type=int, default=None, help="the dashboard's WebSocket (ASGI) server port (default: port + 1)"
         )
@@ -51,7 +51,7 @@ class Command(BaseCommand):
             # WebSockets need ASGI; HTTP stays on the faster WSGI server. The pages learn the socket's address.
             [
                 sys.executable, "-m", "uvicorn", "rtcstack_site.asgi:application", "--host", options["host"],
-                "--port", str(ws_port), "--ws", "websockets", "--no-access-log",
+                "--port", str(ws_port), "--ws", "websockets-sansio", "--lifespan", "off", "--no-access-log",
             ],
         ]  # fmt: skip
         if not options["no_worker"]:
@@ -69,6 +69,8 @@ class Command(BaseCommand):
                     "2",
                 ]
             )
+            # Beat sends the periodic sweep that re-queues jobs whose broker message was lost.
+            commands.append([sys.executable, "-m", "celery", "-A", "rtcstack_site", "beat", "--loglevel", "INFO"])
         if settings.REDIS_URL:  # the live agent's segments arrive through Redis; without it there is no live path
             commands.append([sys.executable, str(settings.BASE_DIR / "manage.py"), "persistlive"])
         self.stdout.write(
@@ -96,6 +98,7 @@ class Command(BaseCommand):
             str(workers),
             "--blocking-threads",
             "1",
+            "--no-ws",  # WebSockets are the ASGI server's
             "--static-path-route",
             "/" + settings.STATIC_URL.strip("/"),
             "--static-path-mount",
