@@ -9,4 +9,6 @@ scripts/install-system-packages.sh
 scripts/ensure-services.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# Import boundaries (pyproject.toml [tool.importlinter]): agent, apps, speech and apps.core stay apart.
+.venv/bin/lint-imports --no-cache --no-logo
 exec .venv/bin/python -m pytest "$@"

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from apps.transcription.engine import normalise_language
+from speech.engine import normalise_language
 
 
 @dataclass(frozen=True)

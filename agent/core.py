@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from apps.transcription.client import TranscriptionError, WhisperClient, WhisperUnavailable
-from apps.transcription.engine import SAMPLE_RATE, normalise_language
-from apps.transcription.transcript import Transcript
+from speech.client import TranscriptionError, WhisperClient, WhisperUnavailable
+from speech.engine import SAMPLE_RATE, normalise_language
+from speech.transcript import Transcript
 
 from . import messages
 from .cleaning import clean_transcript

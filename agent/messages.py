@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .store import SegmentEntry
+from speech.livestore import SegmentEntry
 
 SPEAKING = "speaking"
 SPEAKING_STOPPED = "speaking_stopped"

@@ -19,8 +19,8 @@ from typing import TextIO
 
 import numpy as np
 
-from apps.transcription.client import UndecodableAudio, WhisperClient
-from apps.transcription.engine import SAMPLE_RATE, decode
+from speech.client import UndecodableAudio, WhisperClient
+from speech.engine import SAMPLE_RATE, decode
 
 from .config import AgentConfig
 from .core import SessionCore, warm_up

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
+from speech.livestore import AgentStore, SegmentEntry
+
 from .messages import Message, to_segment_entry
-from .store import AgentStore, SegmentEntry
 
 logger = logging.getLogger(__name__)
 

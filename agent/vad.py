@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from apps.transcription.engine import SAMPLE_RATE
+from speech.engine import SAMPLE_RATE
 
 from .config import AgentConfig
 

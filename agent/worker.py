@@ -24,12 +24,12 @@ from livekit import rtc
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, cli
 from redis.exceptions import RedisError
 
-from apps.transcription.client import WhisperClient
+from speech.client import WhisperClient
+from speech.livestore import AgentStore, SessionRecord
 
 from .config import AgentConfig
 from .core import Emit, SessionCore, warm_up
 from .sink import TranscriptionSink
-from .store import AgentStore, SessionRecord
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """RTCstack: a self-hosted control plane for LiveKit."""
 
+from apps.core.version import __version__
+
 from .celery import app as celery_app
 
-__version__ = "0.1.0"
 __all__ = ["__version__", "celery_app"]

@@ -1,8 +1,7 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import include, path
 from django.views.generic import TemplateView
 
-from apps.core.problems import unknown_endpoint
 from apps.recordings import views as recording_views
 
 admin.site.site_header = "RTCstack administration"
@@ -15,12 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("apps.dashboard.urls")),
     path("recordings/download/<str:token>", recording_views.download, name="recording-download"),
-    path("v1/", include("apps.core.urls")),
-    path("v1/", include("apps.rooms.urls")),
-    path("v1/", include("apps.recordings.urls")),
-    path("v1/", include("apps.transcription.urls")),
-    path("v1/", include("apps.webhooks.urls")),
-    re_path(r"^v1/", unknown_endpoint),
+    path("v1/", include("rtcstack_site.api_urls")),
 ]
 
 handler400 = "apps.core.problems.bad_request"

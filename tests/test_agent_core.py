@@ -19,7 +19,7 @@ from agent.config import AgentConfig
 from agent.core import SessionCore, warm_up
 from agent.messages import Message
 from agent.vad import Chunk, SpeechStarted, SpeechStopped, VoiceActivityDetector
-from apps.transcription.client import WhisperClient
+from speech.client import WhisperClient
 
 from .audio import SAMPLE_RATE, SENTENCES, concat, read_wav, silence, speech, wer
 

@@ -3,7 +3,7 @@
 import pytest
 
 from agent import messages
-from agent.store import SegmentEntry
+from speech.livestore import SegmentEntry
 
 
 def test_speaking_and_speaking_stopped_are_unreliable_indicators():

@@ -37,7 +37,7 @@ from agent import messages, worker
 from agent.config import AgentConfig
 from agent.core import SessionCore
 from agent.sink import DATA_TOPIC, SegmentWriter, TranscriptionSink
-from agent.store import (
+from speech.livestore import (
     NAME_MAX_CHARS,
     AgentStore,
     SegmentEntry,
@@ -47,7 +47,7 @@ from agent.store import (
     segments_key,
     session_key,
 )
-from apps.transcription.transcript import Segment, Transcript
+from speech.transcript import Segment, Transcript
 
 from .livekit_agent_standin import AgentWorkerStandIn
 from .servers import ROOT, free_port

@@ -42,3 +42,24 @@ def test_embedded_defaults_without_redis(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-c", EMBEDDED_PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["InMemoryChannelLayer", "LocMemCache", "filesystem://localhost/"]
+
+
+QUEUE_PROBE = """
+import django
+django.setup()
+from rtcstack_site.celery import app
+app.send_task("probe.noop")
+"""
+
+
+def test_embedded_celery_keeps_its_files_under_the_var_dir(tmp_path) -> None:
+    """kombu's filesystem transport writes exchange tables to ./control unless told otherwise: a job queued from
+    another working directory must not leave files there."""
+    var_dir, cwd = tmp_path / "var", tmp_path / "cwd"
+    (var_dir / "celery" / "queue").mkdir(parents=True)  # as `serve` does
+    cwd.mkdir()
+    env = embedded_environment(var_dir) | {"PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", QUEUE_PROBE], cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert list(cwd.iterdir()) == []
+    assert (var_dir / "celery" / "control" / "celery.exchange").exists()

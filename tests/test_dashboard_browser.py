@@ -32,11 +32,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from agent.store import SegmentEntry, client_db, events_channel, segments_key, session_key
 from apps.core.redis import get_redis
 from apps.recordings.models import Recording
 from apps.transcription import live
 from apps.transcription.models import Segment, Transcription
+from speech.livestore import SegmentEntry, client_db, events_channel, segments_key, session_key
 
 from .conftest import support_staff_group
 from .servers import ROOT, free_port, server_environment

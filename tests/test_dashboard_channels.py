@@ -15,13 +15,13 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from agent.store import SegmentEntry, client_db, events_channel, segments_key
 from apps.core.redis import get_redis
 from apps.dashboard.consumers import POLICY_VIOLATION
 from apps.dashboard.relay import relay
 from apps.transcription import live
 from apps.transcription.models import Segment, Transcription
 from rtcstack_site.asgi import application
+from speech.livestore import SegmentEntry, client_db, events_channel, segments_key
 
 from .conftest import support_staff_group
 from .workers import live_persister
@@ -73,7 +73,7 @@ async def receive_until(
 
 
 def publish(room: str, event: dict[str, Any]) -> None:
-    """What the agent does with speaking and partial events (agent.store.AgentStore.publish_event)."""
+    """What the agent does with speaking and partial events (speech.livestore.AgentStore.publish_event)."""
     client = get_redis()
     client.publish(events_channel(room, client_db(client)), json.dumps(event))
 

@@ -301,7 +301,7 @@ def test_sqlite_falls_back_to_plain_matching(tmp_path) -> None:
     manage = [sys.executable, "manage.py"]
     migrated = subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert migrated.returncode == 0, migrated.stderr
-    assert "dashboard.0002_segment_text_search_index... OK" in migrated.stdout
+    assert "transcription.0006_segment_text_search_index... OK" in migrated.stdout
     run = subprocess.run([*manage, "shell", "-c", SQLITE_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])

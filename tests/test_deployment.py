@@ -190,7 +190,7 @@ def test_services_wait_for_what_they_need_and_report_health(tmp_path) -> None:
     assert "/app/var/celerybeat.alive" in " ".join(services["beat"]["healthcheck"]["test"])
     assert commands["persister"].startswith("python manage.py persistlive")
     assert commands["agent"] == "python -m agent"
-    assert "apps.transcription.whisper_server --host 0.0.0.0 --port 9000" in commands["whisper"]
+    assert "speech.service --host 0.0.0.0 --port 9000" in commands["whisper"]
     # What the API is told, resolved from .env.
     web = services["web"]["environment"]
     assert web["DEBUG"] == "0"

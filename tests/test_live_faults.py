@@ -17,9 +17,9 @@ import pytest
 import redis
 from django.conf import settings
 
-from agent.store import ACTIVE_ROOMS, AgentStore, SessionRecord, session_key
 from apps.core.redis import get_redis
 from apps.transcription.models import Segment
+from speech.livestore import ACTIVE_ROOMS, AgentStore, SessionRecord, session_key
 
 from .conftest import SignedClient
 from .servers import free_port

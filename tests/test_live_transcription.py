@@ -12,7 +12,11 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from agent.store import (
+from apps.core.redis import get_redis
+from apps.transcription import live
+from apps.transcription.models import LiveDeadLetter, Segment, Transcription
+from apps.transcription.persister import Persister
+from speech.livestore import (
     ACTIVE_ROOMS,
     NAME_MAX_CHARS,
     PERSIST_GROUP,
@@ -22,10 +26,6 @@ from agent.store import (
     segments_key,
     session_key,
 )
-from apps.core.redis import get_redis
-from apps.transcription import live
-from apps.transcription.models import LiveDeadLetter, Segment, Transcription
-from apps.transcription.persister import Persister
 
 from .conftest import SignedClient, problem
 from .workers import live_persister
@@ -50,7 +50,7 @@ def entry(transcription_id: str, n: int, speaker_id: str = "alice", speaker: str
 
 
 def append(room: str, *entries: SegmentEntry) -> None:
-    """What the agent does for each final segment (agent.store.AgentStore.append_segment, synchronously)."""
+    """What the agent does for each final segment (speech.livestore.AgentStore.append_segment, synchronously)."""
     for item in entries:
         get_redis().xadd(segments_key(room), item.to_fields())
 

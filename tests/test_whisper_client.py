@@ -4,13 +4,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from apps.transcription.client import (
+from speech.client import (
     TranscriptionError,
     UndecodableAudio,
     WhisperClient,
     WhisperUnavailable,
 )
-from apps.transcription.engine import get_engine
+from speech.engine import get_engine
 
 from .audio import SENTENCES, read_wav, speech, utterances, wer, write_wav
 from .test_whisper_service import TOKEN, free_port, whisper_service

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from apps.transcription.engine import (
+from speech.engine import (
     ModelUnavailable,
     UndecodableAudio,
     WhisperConfig,
@@ -164,8 +164,7 @@ def test_a_model_that_is_not_local_fails_clearly(model, monkeypatch, tmp_path):
 
 def test_modules_do_not_import_django():
     code = (
-        "import sys; import apps.transcription.engine, apps.transcription.client, apps.transcription.formats;"
-        "import apps.transcription.whisper_server;"
+        "import sys; import speech.engine, speech.client, speech.formats, speech.livestore, speech.service;"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'django'], 'django imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))

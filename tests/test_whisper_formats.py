@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from apps.transcription.formats import render, timestamp, to_json, to_srt, to_text, to_tsv, to_vtt
-from apps.transcription.transcript import Segment, Transcript, Word
+from speech.formats import render, timestamp, to_json, to_srt, to_text, to_tsv, to_vtt
+from speech.transcript import Segment, Transcript, Word
 
 TRANSCRIPT = Transcript(
     language="en",

@@ -32,12 +32,12 @@ def free_port() -> int:
 
 @contextmanager
 def whisper_service(*, ready_status: int = 200, **env: str) -> Iterator[str]:
-    """`python -m apps.transcription.whisper_server` on a free port; yields its URL once /health says ready_status."""
+    """`python -m speech.service` on a free port; yields its URL once /health says ready_status."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("WHISPER_", "STT_"))}
     environ.update(env)
-    command = [sys.executable, "-m", "apps.transcription.whisper_server", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "speech.service", "--host", "127.0.0.1", "--port", str(port)]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT, env=environ, stdout=log, stderr=log)
         try:
@@ -45,14 +45,14 @@ def whisper_service(*, ready_status: int = 200, **env: str) -> Iterator[str]:
             while True:
                 if process.poll() is not None:
                     log.seek(0)
-                    pytest.fail(f"whisper_server exited ({process.returncode}): {log.read().decode()}")
+                    pytest.fail(f"speech.service exited ({process.returncode}): {log.read().decode()}")
                 try:
                     if requests.get(f"{url}/health", timeout=1).status_code == ready_status:
                         break
                 except requests.ConnectionError:
                     pass
                 if time.monotonic() > deadline:
-                    pytest.fail("whisper_server did not become ready in 60s")
+                    pytest.fail("speech.service did not become ready in 60s")
                 time.sleep(0.1)
             yield url
         finally:

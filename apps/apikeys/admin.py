@@ -4,7 +4,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -57,24 +56,23 @@ class ApiKeyAdmin(SecretAdminMixin):
     readonly_fields = ["key_id", "created_at", "last_used_at", "secret_rotated_at", "revoked_at"]
     actions = ["revoke_selected"]
     change_form_template = "admin/apikeys/apikey/change_form.html"
+    rotated_title = "API key secret rotated"
 
     @admin.display(description="scopes")
     def scope_list(self, obj: ApiKey) -> str:
         return ", ".join(obj.scopes)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
-        return self.readonly_fields if obj else []
+    def assign_identity(self, obj: ApiKey) -> str:
+        obj.key_id = services.generate_key_id()
+        return services.assign_new_secret(obj)
+
+    def rotate_secret(self, obj: ApiKey) -> str:
+        return services.rotate_secret(obj)
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
-        if not change:
-            obj.key_id = services.generate_key_id()
-            request.new_api_secret = services.assign_new_secret(obj)
-        elif "active" in form.changed_data:
+        if change and "active" in form.changed_data:
             obj.revoked_at = None if obj.active else timezone.now()
         super().save_model(request, obj, form, change)
-
-    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
-        return self.show_secret_once(request, obj, request.new_api_secret, "API key created")
 
     def secret_details(self, obj: ApiKey) -> dict[str, Any]:
         return {
@@ -85,26 +83,8 @@ class ApiKeyAdmin(SecretAdminMixin):
         }
 
     def get_urls(self) -> list:
-        wrap = self.admin_site.admin_view
-        return [
-            path("<int:pk>/rotate/", wrap(never_cache(self.rotate_view)), name="apikeys_apikey_rotate"),
-            path("<int:pk>/revoke/", wrap(never_cache(self.revoke_view)), name="apikeys_apikey_revoke"),
-            *super().get_urls(),
-        ]
-
-    def rotate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        key = self.object_for_change(request, pk)
-        if request.method == "POST":
-            secret = services.rotate_secret(key)
-            self.log_change(request, key, "Rotated the secret.")
-            return self.show_secret_once(request, key, secret, "API key secret rotated")
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Rotate secret",
-            "opts": self.opts,
-            "original": key,
-        }
-        return TemplateResponse(request, "admin/apikeys/apikey/rotate_confirm.html", context)
+        revoke = self.admin_site.admin_view(never_cache(self.revoke_view))
+        return [path("<int:pk>/revoke/", revoke, name="apikeys_apikey_revoke"), *super().get_urls()]
 
     def revoke_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         key = self.object_for_change(request, pk)

@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
 
 
 class Scope(models.TextChoices):
@@ -43,14 +42,3 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key_id})"
-
-    @property
-    def is_expired(self) -> bool:
-        return self.expires_at is not None and self.expires_at <= timezone.now()
-
-    @property
-    def is_usable(self) -> bool:
-        return self.active and not self.is_expired
-
-    def allows(self, scope: str) -> bool:
-        return Scope.ALL in self.scopes or scope in self.scopes

@@ -4,10 +4,9 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db import transaction
 from django.utils import timezone
 
-from apps.core.crypto import encrypt_secret
+from apps.core import crypto
 
 from .models import ApiKey, Scope
 
@@ -52,7 +51,7 @@ def create_api_key(
         name=name,
         scopes=validate_scopes(scopes),
         expires_at=expires_at,
-        secret_encrypted=encrypt_secret(plain),
+        secret_encrypted=crypto.encrypt_secret(plain),
     )
     if rate_limit_per_minute is not None:
         key.rate_limit_per_minute = rate_limit_per_minute
@@ -62,18 +61,12 @@ def create_api_key(
 
 def assign_new_secret(key: ApiKey) -> str:
     """Set a fresh secret on an unsaved or saved key; the caller saves it."""
-    plain = generate_secret()
-    key.secret_encrypted = encrypt_secret(plain)
-    return plain
+    return crypto.assign_new_secret(key, generate_secret)
 
 
-@transaction.atomic
 def rotate_secret(key: ApiKey) -> str:
     """Replace the secret; the old one stops working as soon as this commits."""
-    plain = assign_new_secret(key)
-    key.secret_rotated_at = timezone.now()
-    key.save(update_fields=["secret_encrypted", "secret_rotated_at"])
-    return plain
+    return crypto.rotate_secret(key, generate_secret)
 
 
 def revoke(key: ApiKey) -> None:

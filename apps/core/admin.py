@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.text import capfirst
 from django.views.decorators.cache import never_cache
 
 from .crypto import decrypt_secret, encrypt_secret
@@ -30,20 +31,64 @@ class ObjectActionAdmin(admin.ModelAdmin):
 
 
 class SecretAdminMixin(ObjectActionAdmin):
-    """A secret is shown on one page, once, right after it is made; the page is never cached (never_cache).
+    """The secret lifecycle in the admin: a new object gets its secret on save, a rotate page replaces it.
 
+    A secret is shown on one page, once, right after it is made; the page is never cached (never_cache).
     The form's POST redirects to that page (POST/redirect/GET), so reloading it never creates or rotates again:
-    the secret waits in the session, encrypted, and the first GET takes it out.
+    the secret waits in the session, encrypted, and the first GET takes it out. Subclasses say what differs:
+    how a new object gets its ID and secret, how a secret is rotated, and what the pages show.
     """
 
+    secret_label = "Secret"  # noqa: S105 - how the pages name the secret, not a secret
+    rotated_title: str  # the title of the page that shows a rotated secret
+
     def secret_details(self, obj: Model) -> dict[str, Any]:
-        """The page's id_label, id_value, and optionally caption, details_before and details_after."""
+        """The page's id_label, id_value, and optionally details_before and details_after."""
         raise NotImplementedError
 
+    def assign_identity(self, obj: Model) -> str:
+        """Give a new, unsaved object its public ID and first secret; returns the plain secret."""
+        raise NotImplementedError
+
+    def rotate_secret(self, obj: Model) -> str:
+        """Replace a saved object's secret; returns the plain secret."""
+        raise NotImplementedError
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return self.readonly_fields if obj else []
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        if not change:
+            request.new_secret = self.assign_identity(obj)
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request: HttpRequest, obj: Model, post_url_continue: str | None = None) -> HttpResponse:
+        return self.show_secret_once(request, obj, request.new_secret, f"{capfirst(self.opts.verbose_name)} created")
+
     def get_urls(self) -> list:
-        name = f"{self.opts.app_label}_{self.opts.model_name}_secret"
-        view = self.admin_site.admin_view(never_cache(self.secret_view))
-        return [path("<int:pk>/secret/", view, name=name), *super().get_urls()]
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/rotate/", wrap(never_cache(self.rotate_view)), name=f"{prefix}_rotate"),
+            path("<int:pk>/secret/", wrap(never_cache(self.secret_view)), name=f"{prefix}_secret"),
+            *super().get_urls(),
+        ]
+
+    def rotate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        obj = self.object_for_change(request, pk)
+        label = self.secret_label.lower()
+        if request.method == "POST":
+            secret = self.rotate_secret(obj)
+            self.log_change(request, obj, f"Rotated the {label}.")
+            return self.show_secret_once(request, obj, secret, self.rotated_title)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Rotate {label}",
+            "opts": self.opts,
+            "original": obj,
+        }
+        template = f"admin/{self.opts.app_label}/{self.opts.model_name}/rotate_confirm.html"
+        return TemplateResponse(request, template, context)
 
     def show_secret_once(self, request: HttpRequest, obj: Model, secret: str, title: str) -> HttpResponseRedirect:
         request.session[PENDING_SECRET_SESSION_KEY] = {
@@ -75,7 +120,7 @@ class SecretAdminMixin(ObjectActionAdmin):
             "details_before": details.get("details_before", []),
             "id_label": details["id_label"],
             "id_value": details["id_value"],
-            "secret_label": details.get("caption", "Secret"),
+            "secret_label": self.secret_label,
             "secret": decrypt_secret(pending["secret"]),
             "details_after": details.get("details_after", []),
             "back_url": self.change_url(obj),

@@ -5,12 +5,16 @@ operators can rotate the encryption key without re-issuing API keys.
 """
 
 import base64
+from collections.abc import Callable
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Model
+from django.utils import timezone
 
 from .problems import ServiceUnavailable
 
@@ -53,3 +57,21 @@ def decrypt_secret(token: str) -> str:
 
 def reset_cache() -> None:
     _fernet.cache_clear()
+
+
+def assign_new_secret(obj: Model, generate: Callable[[], str]) -> str:
+    """Put a fresh secret from `generate`, encrypted, on an unsaved or saved object (its `secret_encrypted`);
+    the caller saves it. The plain secret is returned to be shown once and is never stored."""
+    plain = generate()
+    obj.secret_encrypted = encrypt_secret(plain)
+    return plain
+
+
+@transaction.atomic
+def rotate_secret(obj: Model, generate: Callable[[], str]) -> str:
+    """Replace a saved object's secret and stamp `secret_rotated_at`; the old one stops working once this commits."""
+    plain = assign_new_secret(obj, generate)
+    obj.secret_rotated_at = timezone.now()
+    auto_now = [f.name for f in obj._meta.concrete_fields if getattr(f, "auto_now", False)]
+    obj.save(update_fields=["secret_encrypted", "secret_rotated_at", *auto_now])
+    return plain

@@ -1,12 +1,9 @@
 """Dependency checks for GET /v1/health. Each check reports; none raises."""
 
 import logging
-import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 
 import requests
-from django.conf import settings
 from django.db import connection
 
 from .redis import get_redis
@@ -41,7 +38,8 @@ def check_redis() -> str:
         return UNREACHABLE
 
 
-def _check_http(base_url: str, path: str) -> str:
+def check_http(base_url: str, path: str) -> str:
+    """A service answering over HTTP below 500 is reachable; an app's check for its upstream."""
     if not base_url:
         return NOT_CONFIGURED
     try:
@@ -51,59 +49,30 @@ def _check_http(base_url: str, path: str) -> str:
     return OK if response.status_code < 500 else UNREACHABLE
 
 
-def check_livekit() -> str:
-    return _check_http(settings.LIVEKIT_URL, "/")
-
-
-def check_whisper() -> str:
-    """The Whisper service when WHISPER_URL is set; else whether the in-process engine's model is on disk."""
-    if settings.WHISPER_URL:
-        return _check_http(settings.WHISPER_URL, "/health")
-    from apps.transcription.engine import WhisperConfig
-
-    model = WhisperConfig.from_env().model
-    return OK if Path(model).is_dir() else UNREACHABLE
-
-
-def check_storage() -> str:
-    """Recording storage answers (S3: a HEAD on a probe key; local: the folder is writable)."""
-    from apps.recordings.storage import recording_storage, uses_s3
-
-    storage = recording_storage()
-    try:
-        if uses_s3():
-            storage.exists("rtcstack-health-probe")
-        else:
-            location = Path(storage.location)
-            location.mkdir(parents=True, exist_ok=True)
-            if not os.access(location, os.W_OK):
-                return UNREACHABLE
-        return OK
-    except Exception as exc:  # noqa: BLE001
-        logger.warning("Health: storage check failed: %s", exc.__class__.__name__)
-        return UNREACHABLE
-
-
+# Filled by each app's AppConfig.ready() (register_check / register_capability), so core imports no app.
 CHECKS: dict[str, Callable[[], str]] = {
     "database": check_database,
     "redis": check_redis,
-    "livekit": check_livekit,
-    "storage": check_storage,
-    "whisper": check_whisper,
 }
+CAPABILITIES: dict[str, Callable[[Mapping[str, str]], bool]] = {}
 # A deployment cannot serve /v1 without these; the others only limit features.
 ESSENTIAL = ("database", "redis")
+
+
+def register_check(name: str, check: Callable[[], str]) -> None:
+    """Report `check()` (OK, NOT_CONFIGURED or UNREACHABLE; it must not raise) as checks[name]."""
+    CHECKS[name] = check
+
+
+def register_capability(name: str, available: Callable[[Mapping[str, str]], bool]) -> None:
+    """Report `available(checks)` as capabilities[name]; it reads the results of the registered checks."""
+    CAPABILITIES[name] = available
 
 
 def report() -> tuple[dict, bool]:
     checks = {name: check() for name, check in CHECKS.items()}
     healthy = all(checks[name] in (OK, NOT_CONFIGURED) for name in ESSENTIAL)
     degraded = any(state == UNREACHABLE for state in checks.values())
-    capabilities = {
-        # The agent itself registers with LiveKit, not with us: live needs LiveKit and the Redis hand-over.
-        "transcriptionLive": checks["livekit"] == OK and checks["redis"] == OK,
-        "transcriptionPost": checks["whisper"] == OK,
-        "recording": checks["livekit"] == OK and checks["storage"] == OK,
-    }
+    capabilities = {name: available(checks) for name, available in CAPABILITIES.items()}
     status = "error" if not healthy else ("degraded" if degraded else "ok")
     return {"status": status, "checks": checks, "capabilities": capabilities}, healthy

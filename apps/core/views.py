@@ -5,9 +5,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-import rtcstack_site
-
 from . import health
+from .version import __version__
 
 HEALTH = inline_serializer(
     "Health",
@@ -33,4 +32,4 @@ class HealthView(APIView):
     )
     def get(self, request: Request) -> Response:
         body, healthy = health.report()
-        return Response({"version": rtcstack_site.__version__, **body}, status=200 if healthy else 503)
+        return Response({"version": __version__, **body}, status=200 if healthy else 503)

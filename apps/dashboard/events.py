@@ -20,11 +20,11 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from agent.store import PREFIX
 from apps.core.codecs import iso_utc
 from apps.core.redis import get_redis
 from apps.transcription.live import live_json
 from apps.transcription.models import Segment, Transcription
+from speech.livestore import PREFIX
 
 logger = logging.getLogger(__name__)
 

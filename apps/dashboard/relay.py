@@ -1,6 +1,6 @@
 """Forwards the agent's transient events (speaking, speaking_stopped, transcript_partial) to the dashboard.
 
-The agent publishes them on a Redis channel per room (`agent.store.events_channel`); they are not
+The agent publishes them on a Redis channel per room (`speech.livestore.events_channel`); they are not
 stored, so a relay that is down only loses indicators, never transcript lines (those come from the
 persister, after they are in PostgreSQL). Runs on the process's dashboard loop (`events.submit`).
 """
@@ -9,18 +9,26 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from django.conf import settings
 
-from agent.store import client_db, events_channel
+from speech.livestore import client_db, events_channel
 
-from .events import ROOMS_GROUP, room_group, send, speaking_key
+from .events import ROOMS_GROUP, room_group, send, speaking_key, submit
 
 logger = logging.getLogger(__name__)
 
 SPEAKING_TTL_SECONDS = 6 * 3600  # a crashed agent's "speaking" must not glow for ever
 FORWARDED = {"speaking", "speaking_stopped", "transcript_partial"}
+
+
+def start(should_stop: Callable[[], bool], **kwargs: Any) -> Future:
+    """Receiver of transcription's `persister_started`: relay on the dashboard loop while the persister runs."""
+    return submit(relay(settings.REDIS_URL, should_stop))
 
 
 async def relay(url: str, should_stop: Callable[[], bool]) -> None:

@@ -9,9 +9,9 @@ from django.utils import timezone
 from livekit import api
 from rest_framework.exceptions import ValidationError
 
+from apps.core import livekit
 from apps.core.codecs import iso_utc
 from apps.core.problems import Conflict, NotFound, get_or_404
-from apps.rooms import livekit
 
 from .models import Recording
 from .storage import check_key, download_url, egress_upload, guarded, is_file, recording_storage

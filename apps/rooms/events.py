@@ -3,6 +3,7 @@
 import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Model
@@ -11,13 +12,10 @@ from django.utils import timezone
 from livekit import api
 
 from apps.core.problems import Problem
-from apps.recordings import services as recordings
-from apps.recordings.models import Recording
-from apps.transcription import services as transcription
-from apps.webhooks.services import emit
 
 from .models import LiveKitEvent, ParticipantSession, Room, RoomSession
 from .serializers import MAX_ROOM_COUNT
+from .signals import egress_event, livekit_event_strings, room_event
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +52,10 @@ def _max_length(model: type[Model], field: str) -> int:
 
 
 def _stored_strings(event: api.WebhookEvent) -> Iterator[tuple[str, str, int | None]]:
-    """The strings of `event` that RTCstack stores or looks up: name in LiveKit's JSON, value, column size."""
+    """The strings of `event` that RTCstack stores or looks up: name in LiveKit's JSON, value, column size.
+
+    Rooms' own, then those of the apps connected to `livekit_event_strings`.
+    """
     yield "id", event.id, _max_length(LiveKitEvent, "event_id")
     yield "event", event.event, _max_length(LiveKitEvent, "event")
     yield "room.name", event.room.name, _max_length(Room, "name")
@@ -62,10 +63,8 @@ def _stored_strings(event: api.WebhookEvent) -> Iterator[tuple[str, str, int | N
     yield "participant.identity", event.participant.identity, _max_length(ParticipantSession, "identity")
     yield "participant.name", event.participant.name, _max_length(ParticipantSession, "name")
     yield "participant.sid", event.participant.sid, _max_length(ParticipantSession, "sid")
-    yield "egressInfo.egressId", event.egress_info.egress_id, None  # only looked up
-    yield "egressInfo.error", event.egress_info.error, None
-    for result in event.egress_info.file_results:
-        yield "egressInfo.fileResults.filename", result.filename, _max_length(Recording, "storage_key")
+    for _, strings in livekit_event_strings.send(sender=LiveKitEvent, event=event):
+        yield from strings
 
 
 def validate(event: api.WebhookEvent) -> None:
@@ -92,6 +91,10 @@ def _session(event: api.WebhookEvent) -> RoomSession:
     return session
 
 
+def _emit(event_type: str, data: dict[str, Any]) -> None:
+    room_event.send(sender=LiveKitEvent, event_type=event_type, data=data)
+
+
 def _participant_data(event: api.WebhookEvent) -> dict:
     return {
         "roomId": event.room.name,
@@ -104,7 +107,7 @@ def _participant_data(event: api.WebhookEvent) -> dict:
 def room_started(event: api.WebhookEvent) -> None:
     session = _session(event)
     Room.objects.filter(pk=session.room_id).update(sid=session.sid, closed_at=None)
-    emit("room_started", {"roomId": event.room.name, "sid": session.sid, "startedAt": session.started_at})
+    _emit("room_started", {"roomId": event.room.name, "sid": session.sid, "startedAt": session.started_at})
 
 
 def room_finished(event: api.WebhookEvent) -> None:
@@ -114,7 +117,7 @@ def room_finished(event: api.WebhookEvent) -> None:
     session.participants.filter(left_at__isnull=True).update(left_at=ended)
     Room.objects.filter(pk=session.room_id).update(closed_at=ended)
     session.refresh_from_db()
-    emit(
+    _emit(
         "room_finished",
         {
             "roomId": event.room.name,
@@ -139,25 +142,17 @@ def participant_joined(event: api.WebhookEvent) -> None:
     RoomSession.objects.filter(pk=session.pk).update(
         peak_participants=Greatest(F("peak_participants"), max(present, event.room.num_participants))
     )
-    emit("participant_joined", {**_participant_data(event), "joinedAt": joined})
+    _emit("participant_joined", {**_participant_data(event), "joinedAt": joined})
 
 
 def participant_left(event: api.WebhookEvent) -> None:
     session = _session(event)
     session.participants.filter(sid=event.participant.sid, left_at__isnull=True).update(left_at=_when(event))
-    emit("participant_left", {**_participant_data(event), "leftAt": _when(event)})
+    _emit("participant_left", {**_participant_data(event), "leftAt": _when(event)})
 
 
 def egress_changed(event: api.WebhookEvent) -> None:
-    recording = recordings.apply_egress(event.egress_info)
-    if recording is None:
-        return
-    if event.event == "egress_started":
-        emit("recording_started", recordings.recording_json(recording))
-    elif event.event == "egress_ended":
-        emit("recording_finished", recordings.recording_json(recording))
-        if recording.status == Recording.Status.COMPLETED and transcription.should_auto_transcribe(recording):
-            transcription.queue_post_call(recording)
+    egress_event.send(sender=LiveKitEvent, event=event)
 
 
 HANDLERS: dict[str, Callable[[api.WebhookEvent], None]] = {

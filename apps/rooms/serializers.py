@@ -3,9 +3,8 @@ from typing import Any
 import orjson
 from rest_framework import serializers
 
+from apps.core.livekit import Role
 from apps.core.serializers import InputSerializer
-
-from .livekit import Role
 
 MAX_METADATA_BYTES = 64 * 1024
 # Room limits and counts are uint32 in LiveKit's protobuf, but RTCstack keeps them in PostgreSQL integer columns

@@ -7,10 +7,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from livekit import api
 
+from apps.core import livekit
 from apps.core.codecs import iso_utc
 from apps.core.problems import NotFound
 
-from . import livekit
 from .models import Room, RoomSession
 
 

@@ -5,11 +5,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
+from apps.core.livekit import mint_token, verify_webhook
 from apps.core.pagination import PageQuerySerializer, page_schema, paginate
 from apps.core.schema import problems
 
 from . import events, services
-from .livekit import mint_token, verify_webhook
 from .serializers import (
     CreateIngressSerializer,
     CreateRoomSerializer,

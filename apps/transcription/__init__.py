@@ -1,5 +1,4 @@
-"""Transcription: the Whisper engine, the one Whisper client and the Whisper REST service.
+"""Transcription: post-call jobs, live sessions and their persister, the API and admin (Django).
 
-The modules here (engine, client, formats, transcript, whisper_server) do not import Django, so the live
-agent and the standalone Whisper service can use them; the Django wiring lives elsewhere.
+The Whisper engine, client, formats and the agent's Redis contract live in `speech/`, which imports no Django.
 """

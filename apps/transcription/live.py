@@ -1,6 +1,6 @@
 """Live transcription sessions: start (state + agent dispatch), speakers, stop, and storing the agent's segments.
 
-State lives in PostgreSQL (the Transcription row) and, for the agent, in Redis (`agent.store`'s session
+State lives in PostgreSQL (the Transcription row) and, for the agent, in Redis (`speech.livestore`'s session
 record). Segments travel agent → Redis stream → `persist` → PostgreSQL; the stream entry is only
 acknowledged and deleted once its row is committed, and the unique segment key makes redelivery harmless.
 PostgreSQL is the truth: `restore_sessions` rewrites what Redis lost (a restart without its data).
@@ -18,12 +18,12 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from livekit import api
 
-from agent.store import ACTIVE_ROOMS, PERSIST_GROUP, SegmentEntry, SessionRecord, segments_key, session_key
+from apps.core import livekit
 from apps.core.codecs import iso_utc
 from apps.core.problems import NotFound, Problem, ServiceUnavailable
 from apps.core.redis import get_redis
-from apps.rooms import livekit
 from apps.rooms.services import active_room
+from speech.livestore import ACTIVE_ROOMS, PERSIST_GROUP, SegmentEntry, SessionRecord, segments_key, session_key
 
 from .models import LiveDeadLetter, Segment, Transcription
 from .services import segment_json

@@ -1,6 +1,6 @@
 """Moves the agent's final segments from the rooms' Redis streams into PostgreSQL, whether or not anyone watches.
 
-One consumer group (`agent.store.PERSIST_GROUP`) over every room stream in `ACTIVE_ROOMS`. An entry is
+One consumer group (`speech.livestore.PERSIST_GROUP`) over every room stream in `ACTIVE_ROOMS`. An entry is
 acknowledged and deleted only after its row is committed, so a persister killed mid-batch loses nothing:
 on restart it first re-reads its own pending entries, and entries left pending by a consumer that never
 came back are claimed after `claim_idle_ms`. Rows are keyed by the agent's segment id, so a redelivered
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import redis
 from django.db import DatabaseError, close_old_connections
 
-from agent.store import ACTIVE_ROOMS, PERSIST_GROUP, segments_key, session_key
+from speech.livestore import ACTIVE_ROOMS, PERSIST_GROUP, segments_key, session_key
 
 from . import live
 

@@ -3,8 +3,8 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.core.serializers import InputSerializer
+from speech.engine import normalise_language
 
-from .engine import normalise_language
 from .models import Transcription
 
 OUTPUT_FORMATS = ["json", "text", "srt", "vtt"]

@@ -33,12 +33,12 @@ from apps.core.problems import Conflict
 from apps.recordings.models import Recording
 from apps.recordings.storage import recording_storage
 from apps.webhooks.services import emit
+from speech import formats
+from speech.client import WhisperClient
+from speech.transcript import Segment as TranscriptSegment
+from speech.transcript import Transcript
 
-from . import formats
-from .client import WhisperClient
 from .models import Segment, Transcription
-from .transcript import Segment as TranscriptSegment
-from .transcript import Transcript
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from celery import shared_task
 from celery.app.task import Task
 
+from speech.client import WhisperUnavailable
+from speech.transcript import TranscriptionError
+
 from . import services
-from .client import WhisperUnavailable
-from .transcript import TranscriptionError
 
 logger = logging.getLogger(__name__)
 TRANSIENT = (WhisperUnavailable, BotoCoreError, ConnectionError, TimeoutError)

@@ -5,7 +5,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
@@ -62,55 +61,31 @@ class WebhookEndpointAdmin(SecretAdminMixin):
     search_fields = ["url", "description", "public_id"]
     readonly_fields = ["public_id", "created_at", "updated_at", "secret_rotated_at"]
     change_form_template = "admin/webhooks/webhookendpoint/change_form.html"
+    secret_label = "Signing secret"  # noqa: S105 - a label, not a secret
+    rotated_title = "Webhook signing secret rotated"
 
     @admin.display(description="events")
     def event_list(self, obj: WebhookEndpoint) -> str:
         return ", ".join(obj.events)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> list[str]:
-        return self.readonly_fields if obj else []
+    def assign_identity(self, obj: WebhookEndpoint) -> str:
+        obj.public_id = services.generate_endpoint_id()
+        return services.assign_new_secret(obj)
 
-    def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: forms.ModelForm, change: bool) -> None:
-        if not change:
-            obj.public_id = services.generate_endpoint_id()
-            request.new_webhook_secret = services.assign_new_secret(obj)
-        super().save_model(request, obj, form, change)
-
-    def response_add(
-        self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        return self.show_secret_once(request, obj, request.new_webhook_secret, "Webhook endpoint created")
+    def rotate_secret(self, obj: WebhookEndpoint) -> str:
+        return services.rotate_secret(obj)
 
     def secret_details(self, obj: WebhookEndpoint) -> dict[str, Any]:
         return {
             "id_label": "Endpoint ID",
             "id_value": obj.public_id,
-            "caption": "Signing secret",
             "details_before": [("URL", obj.url)],
             "details_after": [("Events", ", ".join(obj.events))],
         }
 
     def get_urls(self) -> list:
-        wrap = self.admin_site.admin_view
-        return [
-            path("<int:pk>/rotate/", wrap(never_cache(self.rotate_view)), name="webhooks_webhookendpoint_rotate"),
-            path("<int:pk>/test/", wrap(never_cache(self.test_view)), name="webhooks_webhookendpoint_test"),
-            *super().get_urls(),
-        ]
-
-    def rotate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        endpoint = self.object_for_change(request, pk)
-        if request.method == "POST":
-            secret = services.rotate_secret(endpoint)
-            self.log_change(request, endpoint, "Rotated the signing secret.")
-            return self.show_secret_once(request, endpoint, secret, "Webhook signing secret rotated")
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Rotate signing secret",
-            "opts": self.opts,
-            "original": endpoint,
-        }
-        return TemplateResponse(request, "admin/webhooks/webhookendpoint/rotate_confirm.html", context)
+        test = self.admin_site.admin_view(never_cache(self.test_view))
+        return [path("<int:pk>/test/", test, name="webhooks_webhookendpoint_test"), *super().get_urls()]
 
     def test_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         endpoint = self.object_for_change(request, pk)

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from apps.core.crypto import encrypt_secret
+from apps.core import crypto
 
 from . import signing
 from .models import OPEN_STATUSES, TEST_EVENT, DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint
@@ -59,9 +59,7 @@ def subscribed(endpoints: QuerySet[WebhookEndpoint], event: str) -> QuerySet[Web
 
 def assign_new_secret(endpoint: WebhookEndpoint) -> str:
     """Set a fresh secret on an unsaved or saved endpoint; the caller saves it and shows it once."""
-    plain = signing.generate_secret()
-    endpoint.secret_encrypted = encrypt_secret(plain)
-    return plain
+    return crypto.assign_new_secret(endpoint, signing.generate_secret)
 
 
 def create_endpoint(
@@ -80,13 +78,9 @@ def create_endpoint(
     return endpoint, plain
 
 
-@transaction.atomic
 def rotate_secret(endpoint: WebhookEndpoint) -> str:
     """Replace the secret; every delivery sent after this commits (retries included) uses the new one."""
-    plain = assign_new_secret(endpoint)
-    endpoint.secret_rotated_at = timezone.now()
-    endpoint.save(update_fields=["secret_encrypted", "secret_rotated_at", "updated_at"])
-    return plain
+    return crypto.rotate_secret(endpoint, signing.generate_secret)
 
 
 def render_body(event: str, data: dict[str, Any]) -> str:

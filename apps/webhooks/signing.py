@@ -12,11 +12,11 @@ import hashlib
 import hmac
 import secrets
 
-import rtcstack_site
+from apps.core.version import __version__
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 SECRET_BYTES = 24
-USER_AGENT = f"RTCstack-Webhooks/{rtcstack_site.__version__}"
+USER_AGENT = f"RTCstack-Webhooks/{__version__}"
 
 
 def generate_secret() -> str:

@@ -1,7 +1,7 @@
 """Dashboard fan-out benchmark: agent's Redis write → every viewer's WebSocket, through the real processes.
 
 Plays the live agent (XADD of final segments to the room streams, PUBLISH of speaking events, as
-`agent.store.AgentStore` does) against `manage.py persistlive` (stream → PostgreSQL → Channels group, and the
+`speech.livestore.AgentStore` does) against `manage.py persistlive` (stream → PostgreSQL → Channels group, and the
 speaking relay) and the ASGI app under uvicorn (Channels consumers on the Redis channel layer), with real
 WebSocket viewers logged in as a "Support staff" member. For every segment and speaking event it records the
 wall-clock time just before the Redis write and the time each viewer receives it.
@@ -323,10 +323,10 @@ def open_rooms(specs: list[tuple[str, int]], speakers_per_room: int) -> list[Roo
     """What live.start does, without LiveKit: the active row, the agent's session record, the stream and group."""
     from django.utils import timezone
 
-    from agent.store import session_key
     from apps.core.redis import get_redis
     from apps.transcription import live
     from apps.transcription.models import Transcription
+    from speech.livestore import session_key
 
     client = get_redis()
     rooms = []
@@ -350,10 +350,10 @@ def close_rooms(rooms: list[Room]) -> None:
     """Stop the sessions and drop their Redis record, so the persister retires the streams (empty by now)."""
     from django.utils import timezone
 
-    from agent.store import session_key
     from apps.core.redis import get_redis
     from apps.dashboard.events import speaking_key
     from apps.transcription.models import Transcription
+    from speech.livestore import session_key
 
     client = get_redis()
     Transcription.objects.filter(pk__in=[r.transcription_id for r in rooms]).update(
@@ -439,7 +439,7 @@ async def play_agent(
     interval: tuple[float, float],
 ) -> None:
     """One utterance per interval: speaking → (speech) → speaking_stopped → (STT) → the final segment's XADD."""
-    from agent.store import SegmentEntry, client_db, events_channel, segments_key
+    from speech.livestore import SegmentEntry, client_db, events_channel, segments_key
 
     rng = random.Random(room.name)
     started = time.time()
@@ -920,7 +920,7 @@ def one_run(
     out: Path,
 ) -> dict[str, Any] | None:
     """One scenario run; None if another process emptied the Redis DB meanwhile (the results would be void)."""
-    from agent.store import ACTIVE_ROOMS
+    from speech.livestore import ACTIVE_ROOMS
 
     tag = f"w{workers}r{rep}{name}-{secrets.token_hex(2)}"
     rooms = open_rooms(build_scenario(name, args, tag), args.speakers)

@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from apps.transcription.client import WhisperClient  # noqa: E402
+from speech.client import WhisperClient  # noqa: E402
 from tests.audio import SAMPLE_RATE, read_wav, speech, wer, write_wav  # noqa: E402
 
 UTTERANCES = (

@@ -4,24 +4,19 @@ from django.db import migrations
 
 GROUP = "Support staff"
 PERMISSIONS = [
-    ("transcription", "transcription", "view_live_transcript", "Can follow live calls and search transcripts on the dashboard"),
-    ("transcription", "transcription", "view_transcription", "Can view transcription"),
-    ("transcription", "segment", "view_segment", "Can view segment"),
+    ("transcription", "view_live_transcript"),
+    ("transcription", "view_transcription"),
+    ("transcription", "view_segment"),
 ]
 
 
 def create_group(apps, schema_editor):
-    # Permissions are normally created after migrations run; create the ones the group needs now.
-    ContentType = apps.get_model("contenttypes", "ContentType")
+    # The permissions are transcription's: its migration 0003 creates them (before post_migrate would).
     Permission = apps.get_model("auth", "Permission")
     Group = apps.get_model("auth", "Group")
     group, _ = Group.objects.get_or_create(name=GROUP)
-    for app_label, model, codename, name in PERMISSIONS:
-        content_type, _ = ContentType.objects.get_or_create(app_label=app_label, model=model)
-        permission, _ = Permission.objects.get_or_create(
-            content_type=content_type, codename=codename, defaults={"name": name}
-        )
-        group.permissions.add(permission)
+    for app_label, codename in PERMISSIONS:
+        group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
 
 
 def remove_group(apps, schema_editor):

@@ -2,10 +2,28 @@
 
 from django.db import migrations
 
+# Created here, not only after migrate (post_migrate), because the dashboard's "Support staff" group migration
+# (which depends on this one) grants them.
+PERMISSIONS = [
+    ("transcription", "view_live_transcript", "Can follow live calls and search transcripts on the dashboard"),
+    ("transcription", "view_transcription", "Can view transcription"),
+    ("segment", "view_segment", "Can view segment"),
+]
+
+
+def create_permissions(apps, schema_editor):
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    for model, codename, name in PERMISSIONS:
+        content_type, _ = ContentType.objects.get_or_create(app_label="transcription", model=model)
+        Permission.objects.get_or_create(content_type=content_type, codename=codename, defaults={"name": name})
+
 
 class Migration(migrations.Migration):
 
     dependencies = [
+        ('auth', '0012_alter_user_first_name_max_length'),
+        ('contenttypes', '0002_remove_content_type_name'),
         ('transcription', '0002_live_sessions'),
     ]
 
@@ -14,4 +32,5 @@ class Migration(migrations.Migration):
             name='transcription',
             options={'ordering': ['-queued_at'], 'permissions': [('view_live_transcript', 'Can follow live calls and search transcripts on the dashboard')]},
         ),
+        migrations.RunPython(create_permissions, migrations.RunPython.noop),
     ]

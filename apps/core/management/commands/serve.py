@@ -40,7 +40,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("ensureoperator")
-        for option in ("data_folder_in", "processed_folder"):
+        for option in ("data_folder_in", "processed_folder", "control_folder"):
             folder = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).get(option)
             if folder:
                 Path(folder).mkdir(parents=True, exist_ok=True)

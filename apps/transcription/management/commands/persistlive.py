@@ -1,17 +1,16 @@
-"""Run the live hand-over until SIGTERM or Ctrl-C: the agent's segments into PostgreSQL, its events to the dashboard."""
+"""Run the live hand-over until SIGTERM or Ctrl-C: the agent's segments into PostgreSQL, and whatever other apps
+start beside it through `persister_started` (the dashboard relays the agent's transient events)."""
 
 import socket
 from argparse import ArgumentParser
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.redis import get_redis
 from apps.core.shutdown import stop_requested
-from apps.dashboard import events
-from apps.dashboard.relay import relay
 from apps.transcription.persister import Persister
+from apps.transcription.signals import persister_started
 
 
 class Command(BaseCommand):
@@ -32,8 +31,9 @@ class Command(BaseCommand):
         if client is None:
             raise CommandError("REDIS_URL is not set: the live agent hands its segments over through Redis.")
         stopping = stop_requested()
-        relaying = events.submit(relay(settings.REDIS_URL, stopping))
+        companions = [future for _, future in persister_started.send(sender=Persister, should_stop=stopping)]
         self.stdout.write(f"Persisting live segments as consumer {options['name']!r}.", ending="\n")
         self.stdout.flush()
         Persister(client, options["name"]).run(stopping)
-        relaying.result(timeout=5)
+        for future in companions:
+            future.result(timeout=5)

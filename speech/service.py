@@ -1,6 +1,6 @@
 """The Whisper REST service: one loaded model shared by agents and workers (its own process, no Django).
 
-    python -m apps.transcription.whisper_server --host 0.0.0.0 --port 9000
+    python -m speech.service --host 0.0.0.0 --port 9000
 
 `POST /asr` speaks whisper-asr-webservice's dialect, `POST /v1/audio/transcriptions` OpenAI's; `GET /health`
 answers at once (503 while the model loads in the background). Decoding runs in a thread pool, bounded by
@@ -33,7 +33,7 @@ from . import formats
 from .engine import WhisperConfig, WhisperEngine, normalise_language, parse_bool
 from .transcript import ModelUnavailable, Transcript, UndecodableAudio
 
-logger = logging.getLogger("apps.transcription.whisper_server")
+logger = logging.getLogger("speech.service")
 
 DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 ASR_OUTPUTS = {"txt": "text", "text": "text", "json": "json", "srt": "srt", "vtt": "vtt", "tsv": "tsv"}
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = create_app()
     except ValueError as exc:  # a bad WHISPER_* / STT_LANGUAGE setting
-        print(f"whisper_server: configuration error: {exc}", file=sys.stderr)
+        print(f"speech.service: configuration error: {exc}", file=sys.stderr)
         return 2
 
     import uvicorn

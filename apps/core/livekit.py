@@ -15,8 +15,8 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from livekit import api
 
-from apps.core.codecs import iso_utc
-from apps.core.problems import Conflict, NotFound, Problem, ServiceUnavailable, Unauthorized
+from .codecs import iso_utc
+from .problems import Conflict, NotFound, Problem, ServiceUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -36,7 +36,6 @@ __all__ = [
     "decode",
     "get_engine",
     "normalise_language",
-    "transcribe",
 ]
 
 logger = logging.getLogger(__name__)
@@ -303,17 +302,3 @@ def get_engine() -> WhisperEngine:
             if _engine is None:
                 _engine = WhisperEngine(WhisperConfig.from_env())
     return _engine
-
-
-def transcribe(
-    audio: AudioInput,
-    *,
-    language: str | None = None,
-    task: Task = "transcribe",
-    word_timestamps: bool | None = None,
-    vad_filter: bool | None = None,
-) -> Transcript:
-    """Transcribe with the process's shared engine."""
-    return get_engine().transcribe(
-        audio, language=language, task=task, word_timestamps=word_timestamps, vad_filter=vad_filter
-    )
