@@ -181,11 +181,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 def _problem_or_default(request: HttpRequest, status: int, kind: str, title: str, detail: str) -> HttpResponse | None:
     if not request.path.startswith(API_PREFIX):
         return None
-    return JsonResponse(problem_body(status, kind, title, detail), status=status, content_type=PROBLEM_CONTENT_TYPE)
+    return problem_response(Problem(detail, kind=kind, title=title, status=status))
 
 
 def problem_response(problem: Problem) -> JsonResponse:
-    """A problem answered before any DRF view runs (from middleware)."""
+    """A problem answered outside DRF (middleware, Django's error handlers): the same body as in views."""
     return JsonResponse(
         problem_body(problem.status_code, problem.kind, problem.title, str(problem.detail)),
         status=problem.status_code,
