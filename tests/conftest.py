@@ -100,6 +100,12 @@ def problem(response: Any) -> dict[str, Any]:
     return body
 
 
+def policy_of(response: Any) -> dict[str, list[str]]:
+    header = response.get("Content-Security-Policy")
+    assert header, f"no Content-Security-Policy on {response.request['PATH_INFO']}"
+    return {name: values for name, *values in (part.split() for part in header.split(";") if part.strip())}
+
+
 def bump_generation(key_id: str) -> None:
     get_guard().bump(key_id)
 

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from selenium.webdriver.common.by import By
 
-from .conftest import support_staff_group
+from .conftest import policy_of, support_staff_group
 from .test_dashboard_browser import asgi_server, browser, wait  # noqa: F401 - browser: the Chromium fixture
 
 PASSWORD = "correct horse battery staple"
@@ -94,12 +94,6 @@ def operator(accounts: None) -> Client:
     client = Client()
     client.force_login(get_user_model().objects.get(username="operator"))
     return client
-
-
-def policy_of(response: Any) -> dict[str, list[str]]:
-    header = response.get("Content-Security-Policy")
-    assert header, f"no Content-Security-Policy on {response.request['PATH_INFO']}"
-    return {name: values for name, *values in (part.split() for part in header.split(";") if part.strip())}
 
 
 @pytest.mark.parametrize(
