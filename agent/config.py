@@ -1,15 +1,15 @@
 """The live agent's tunables (SPEC §7), read once from the environment and checked up front.
 
-A bad value is a ValueError naming the variable, so a misconfigured agent fails at start, not mid-call.
+A bad value is an envvars.ConfigError (a ValueError) naming the variable, so a misconfigured agent fails at start,
+not mid-call.
 """
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from envvars import ConfigError, env_float, env_int, env_list, env_optional, env_str
 from speech.engine import normalise_language
 
 
@@ -64,51 +64,31 @@ class AgentConfig:
         try:
             language = normalise_language(self.stt_language) or "auto"
         except ValueError as exc:
-            raise ValueError(f"STT_LANGUAGE: {exc}") from None
+            raise ConfigError(f"STT_LANGUAGE: {exc}") from None
         object.__setattr__(self, "stt_language", language)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentConfig:
         """Unset or empty variables keep the defaults above."""
-        env = os.environ if environ is None else environ
         defaults = cls()
 
         def number(name: str, default: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be a number, got {raw!r}.")
-            return value
+            return env_float(name, default, environ=environ)
 
-        def integer(name: str, default: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                raise ValueError(f"{name} must be an integer, got {raw!r}.") from None
-
-        phrases = env.get("WHISPER_FILTER_PHRASES", "")
         return cls(
             pause_threshold_seconds=number("PAUSE_THRESHOLD_SECONDS", defaults.pause_threshold_seconds),
             short_pause_seconds=number("SHORT_PAUSE_SECONDS", defaults.short_pause_seconds),
             max_chunk_seconds=number("MAX_CHUNK_SECONDS", defaults.max_chunk_seconds),
             speech_rms_threshold=number("SPEECH_RMS_THRESHOLD", defaults.speech_rms_threshold),
-            whisper_max_concurrent=integer("WHISPER_MAX_CONCURRENT", defaults.whisper_max_concurrent),
-            stt_language=env.get("STT_LANGUAGE", "").strip() or defaults.stt_language,
-            filter_phrases=tuple(phrase.strip() for phrase in phrases.split(",") if phrase.strip()),
+            whisper_max_concurrent=env_int("WHISPER_MAX_CONCURRENT", defaults.whisper_max_concurrent, environ=environ),
+            stt_language=env_str("STT_LANGUAGE", defaults.stt_language, environ=environ),
+            filter_phrases=tuple(env_list("WHISPER_FILTER_PHRASES", environ=environ)),
             partial_interval_seconds=number("PARTIAL_INTERVAL_SECONDS", defaults.partial_interval_seconds),
-            redis_url=env.get("REDIS_URL", "").strip() or None,
+            redis_url=env_optional("REDIS_URL", environ=environ),
             room_empty_timeout_seconds=number("ROOM_EMPTY_TIMEOUT_SECONDS", defaults.room_empty_timeout_seconds),
         )
 
 
 def _check(ok: bool, name: str, problem: str, value: float) -> None:
     if not ok:
-        raise ValueError(f"{name} {problem}, got {value!r}.")
+        raise ConfigError(f"{name} {problem}, got {value!r}.")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +23,7 @@ from livekit import rtc
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, cli
 from redis.exceptions import RedisError
 
+from envvars import ConfigError, env_port
 from speech.client import WhisperClient
 from speech.livestore import AgentStore, SessionRecord
 
@@ -452,18 +452,10 @@ async def entrypoint(ctx: JobContext) -> None:
     await run_job(ctx, AgentStore.from_url(config.redis_url), config, for_record)
 
 
-def health_port() -> int:
-    raw = os.environ.get(HEALTH_PORT_ENV, "").strip()
-    try:
-        return int(raw) if raw else DEFAULT_HEALTH_PORT
-    except ValueError:
-        raise SystemExit(f"python -m agent: {HEALTH_PORT_ENV} must be a port number, got {raw!r}") from None
-
-
 def build_server() -> AgentServer:
     """LiveKit's worker, registered as ``stt-live``: explicit dispatch only (the platform's CreateDispatch)."""
     server = AgentServer(
-        port=health_port(),
+        port=env_port(HEALTH_PORT_ENV, DEFAULT_HEALTH_PORT),
         setup_fnc=prewarm,
         initialize_process_timeout=PREWARM_TIMEOUT_SECONDS,
         shutdown_process_timeout=SHUTDOWN_GRACE_SECONDS,
@@ -482,14 +474,14 @@ def cli_arguments(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
     """``python -m agent [start|dev|...]``: livekit-agents' CLI, reading LIVEKIT_URL / _API_KEY / _API_SECRET."""
     args = cli_arguments(argv)
-    if args[0] in WORKER_COMMANDS:
-        try:
+    try:
+        if args[0] in WORKER_COMMANDS:
             config = AgentConfig.from_env()
             WhisperClient.from_env()
-        except ValueError as exc:
-            sys.exit(f"python -m agent: {exc}")
-        if not config.redis_url:
-            sys.exit("python -m agent: REDIS_URL is not set; the live agent needs Redis to store final segments.")
-    server = build_server()
+            if not config.redis_url:
+                sys.exit("python -m agent: REDIS_URL is not set; the live agent needs Redis to store final segments.")
+        server = build_server()
+    except ConfigError as exc:  # a bad setting, named in the message
+        sys.exit(f"python -m agent: {exc}")
     sys.argv = [*sys.argv[:1], *args]
     cli.run_app(server)

@@ -1,14 +1,21 @@
-"""Typed readers for environment variables; every setting's default is documented in the README."""
+"""The settings' environment: envvars' readers raising ImproperlyConfigured, var/dev.env, and S3 storage.
 
+Every setting's default is documented in the README.
+"""
+
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
 
-TRUE_VALUES = {"1", "true", "yes", "on"}
-FALSE_VALUES = {"0", "false", "no", "off", ""}
+import envvars
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def load_env_file(path: Path) -> None:
@@ -24,37 +31,23 @@ def load_env_file(path: Path) -> None:
             os.environ.setdefault(name.strip(), value.strip())
 
 
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+def _django_facing(reader: Callable[P, T]) -> Callable[P, T]:
+    """The shared reader (envvars), raising Django's ImproperlyConfigured for a bad value, as settings must."""
+
+    @functools.wraps(reader)
+    def read(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return reader(*args, **kwargs)
+        except envvars.ConfigError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
+
+    return read
 
 
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in TRUE_VALUES:
-        return True
-    if value in FALSE_VALUES:
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
+env_str = _django_facing(envvars.env_str)
+env_bool = _django_facing(envvars.env_bool)
+env_int = _django_facing(envvars.env_int)
+env_list = _django_facing(envvars.env_list)
 
 
 def s3_storage(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install (with apt) the system programs the test suite runs, when missing. ./test.sh calls this, and so CI.
-# One line per command: the command, then the Debian package that provides it. tests/test_readme.py checks that
+# One line per command: the command, then the Debian package that provides it. tests/platform/test_readme.py checks that
 # every program the suite runs is listed here.
 set -euo pipefail
 

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import requests
 
+from envvars import env_float, env_optional, env_str
+
 from .engine import SAMPLE_RATE, AudioInput, Task, WhisperEngine, get_engine, normalise_language
 from .transcript import ModelUnavailable, Transcript, TranscriptionError, UndecodableAudio
 
@@ -45,14 +47,6 @@ def wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     return buffer.getvalue()
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}.") from None
-
-
 @dataclass
 class WhisperClient:
     """`url=None` transcribes in this process (the shared engine); otherwise POSTs to `{url}/asr`."""
@@ -67,10 +61,10 @@ class WhisperClient:
     def from_env(cls) -> WhisperClient:
         """WHISPER_URL, WHISPER_API_TOKEN, WHISPER_TIMEOUT_SECONDS (300), WHISPER_CONNECT_TIMEOUT_SECONDS (5)."""
         return cls(
-            url=os.environ.get("WHISPER_URL", "").strip().rstrip("/") or None,
-            token=os.environ.get("WHISPER_API_TOKEN", "").strip() or None,
-            timeout=_env_float("WHISPER_TIMEOUT_SECONDS", 300.0),
-            connect_timeout=_env_float("WHISPER_CONNECT_TIMEOUT_SECONDS", 5.0),
+            url=env_str("WHISPER_URL").rstrip("/") or None,
+            token=env_optional("WHISPER_API_TOKEN"),
+            timeout=env_float("WHISPER_TIMEOUT_SECONDS", 300.0),
+            connect_timeout=env_float("WHISPER_CONNECT_TIMEOUT_SECONDS", 5.0),
         )
 
     @property

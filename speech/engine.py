@@ -17,6 +17,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from envvars import ConfigError, env_bool, env_int, env_str
+
 from .transcript import ModelUnavailable, Segment, Transcript, TranscriptionError, UndecodableAudio, Word
 
 if TYPE_CHECKING:
@@ -43,36 +45,6 @@ logger = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
 Task = Literal["transcribe", "translate"]
 AudioInput = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes] | np.ndarray
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def parse_bool(value: str | bool | None, default: bool, *, name: str = "value") -> bool:
-    """Env/query booleans: 1/true/yes/on and 0/false/no/off; empty means the default; anything else is an error."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(f"{name} must be a boolean (true/false), got {value!r}.")
-
-
-def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}.") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
-    return value
 
 
 def bundled_model_path() -> str | None:
@@ -104,23 +76,23 @@ class WhisperConfig:
 
     @classmethod
     def from_env(cls) -> WhisperConfig:
-        device = os.environ.get("WHISPER_DEVICE", "").strip().lower() or "cpu"
+        device = env_str("WHISPER_DEVICE", "cpu").lower()
         if device not in {"cpu", "cuda", "auto"}:
-            raise ValueError(f"WHISPER_DEVICE must be cpu or cuda, got {device!r}.")
-        model = os.environ.get("WHISPER_MODEL", "").strip() or bundled_model_path() or "tiny.en"
-        compute_type = os.environ.get("WHISPER_COMPUTE_TYPE", "").strip() or ("float16" if device == "cuda" else "int8")
+            raise ConfigError(f"WHISPER_DEVICE must be cpu, cuda or auto, got {device!r}.")
+        try:
+            language = normalise_language(env_str("STT_LANGUAGE", "en"))
+        except ValueError as exc:
+            raise ConfigError(f"STT_LANGUAGE: {exc}") from None
         return cls(
-            model=model,
+            model=env_str("WHISPER_MODEL") or bundled_model_path() or "tiny.en",
             device=device,
-            compute_type=compute_type,
-            beam_size=_env_int("WHISPER_BEAM_SIZE", 5, minimum=1),
-            vad_filter=parse_bool(os.environ.get("WHISPER_VAD_FILTER"), True, name="WHISPER_VAD_FILTER"),
-            word_timestamps=parse_bool(
-                os.environ.get("WHISPER_WORD_TIMESTAMPS"), False, name="WHISPER_WORD_TIMESTAMPS"
-            ),
-            language=normalise_language(os.environ.get("STT_LANGUAGE", "en")),
-            cpu_threads=_env_int("WHISPER_CPU_THREADS", 0),
-            max_concurrent=_env_int("WHISPER_MAX_CONCURRENT", 2 if device == "cuda" else 1, minimum=1),
+            compute_type=env_str("WHISPER_COMPUTE_TYPE", "float16" if device == "cuda" else "int8"),
+            beam_size=env_int("WHISPER_BEAM_SIZE", 5, minimum=1),
+            vad_filter=env_bool("WHISPER_VAD_FILTER", True),
+            word_timestamps=env_bool("WHISPER_WORD_TIMESTAMPS", False),
+            language=language,
+            cpu_threads=env_int("WHISPER_CPU_THREADS", 0, minimum=0),
+            max_concurrent=env_int("WHISPER_MAX_CONCURRENT", 2 if device == "cuda" else 1, minimum=1),
         )
 
 

@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import hmac
 import logging
-import os
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -29,8 +28,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from envvars import env_int, env_optional, env_port, env_str, parse_bool
+
 from . import formats
-from .engine import WhisperConfig, WhisperEngine, normalise_language, parse_bool
+from .engine import WhisperConfig, WhisperEngine, normalise_language
 from .transcript import ModelUnavailable, Transcript, UndecodableAudio
 
 logger = logging.getLogger("speech.service")
@@ -247,7 +248,7 @@ class Service:
         if value is None or value == "":
             return default
         try:
-            return parse_bool(value, False, name=name)
+            return parse_bool(value, name=name)
         except ValueError as exc:
             raise RequestFailed(400, str(exc), "invalid_request") from exc
 
@@ -285,10 +286,9 @@ def create_app(
 ) -> ASGIApp:
     """The ASGI app; settings default to the environment (WHISPER_API_TOKEN, WHISPER_MAX_UPLOAD_BYTES)."""
     engine = engine or WhisperEngine(WhisperConfig.from_env())
-    token = token if token is not None else (os.environ.get("WHISPER_API_TOKEN", "").strip() or None)
+    token = token if token is not None else env_optional("WHISPER_API_TOKEN")
     if max_upload_bytes is None:
-        raw = os.environ.get("WHISPER_MAX_UPLOAD_BYTES", "").strip()
-        max_upload_bytes = int(raw) if raw else DEFAULT_MAX_UPLOAD_BYTES
+        max_upload_bytes = env_int("WHISPER_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, minimum=1)
     service = Service(engine, token=token, max_upload_bytes=max_upload_bytes)
 
     async def on_failure(request: Request, exc: Exception) -> Response:
@@ -333,14 +333,14 @@ def create_app(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="RTCstack's Whisper REST service (faster-whisper).")
-    parser.add_argument("--host", default=os.environ.get("WHISPER_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("WHISPER_PORT", "9000")))
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info").lower())
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    try:  # a bad WHISPER_* / STT_LANGUAGE / LOG_LEVEL setting
+        parser.add_argument("--host", default=env_str("WHISPER_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=env_port("WHISPER_PORT", 9000))
+        parser.add_argument("--log-level", default=env_str("LOG_LEVEL", "info").lower())
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         app = create_app()
-    except ValueError as exc:  # a bad WHISPER_* / STT_LANGUAGE setting
+    except ValueError as exc:
         print(f"speech.service: configuration error: {exc}", file=sys.stderr)
         return 2
 

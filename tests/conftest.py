@@ -1,17 +1,42 @@
 import importlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from apps.apikeys import keystore, services
 from apps.apikeys.guard import get_guard
 from apps.apikeys.signer import signed_headers
 from apps.core.redis import get_redis
+from tests.support.markers import is_slow_fixture, slow_fixture
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` what makes the fast run (`-m "not slow"`) slow, by cause: a test that uses a fixture tagged with
+    tests.support.markers.slow_fixture, directly or through other fixtures (pytest has resolved each test's whole
+    fixture closure by now), and a test on a transactional database (`live_server`, `transactional_db`,
+    `django_db(transaction=True)`: committed rows for other threads or processes), which truncates every table
+    after it, about a second each here."""
+    for item in items:
+        fixture_info = getattr(item, "_fixtureinfo", None)
+        if fixture_info is None:
+            continue
+        definitions = (d for defs in fixture_info.name2fixturedefs.values() for d in defs)
+        if any(is_slow_fixture(definition.func) for definition in definitions) or transactional(item):
+            item.add_marker(pytest.mark.slow)
+
+
+def transactional(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    uses_committed_rows = {"live_server", "transactional_db"} & set(item.fixturenames)
+    return bool(uses_committed_rows) or bool(marker and marker.kwargs.get("transaction"))
 
 
 @pytest.fixture(autouse=True)
@@ -66,6 +91,12 @@ class SignedClient:
     def post_json(self, path: str, payload: Any, **kwargs: Any) -> Any:
         return self.send("POST", path, json.dumps(payload).encode(), **kwargs)
 
+    def post_multipart(self, path: str, fields: dict[str, Any]) -> Any:
+        """A signed multipart/form-data POST (a recording upload): the signature covers the encoded body."""
+        body = encode_multipart(BOUNDARY, fields)
+        headers = self.headers("POST", path, body)
+        return self.client.generic("POST", path, body, content_type=MULTIPART_CONTENT, **as_meta(headers))
+
 
 @pytest.fixture
 def make_key(db: None) -> Any:
@@ -112,7 +143,7 @@ def bump_generation(key_id: str) -> None:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[dict[str, str]]:
-    from .servers import moto_s3
+    from tests.support.servers import moto_s3
 
     with moto_s3() as config:
         yield config
@@ -143,7 +174,7 @@ def s3(s3_server: dict[str, str], settings: Any) -> dict[str, str]:
 def livekit_server() -> Iterator[Any]:
     from django.conf import settings as django_settings
 
-    from .livekit_standin import LiveKitStandIn
+    from tests.support.livekit_standin import LiveKitStandIn
 
     with LiveKitStandIn(django_settings.LIVEKIT_API_KEY, django_settings.LIVEKIT_API_SECRET) as server:
         yield server
@@ -158,6 +189,26 @@ def livekit(livekit_server: Any, settings: Any) -> Iterator[Any]:
     settings.LIVEKIT_URL = livekit_server.url
     yield livekit_server
     livekit_server.start()
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Callable[..., Any]]:
+    """Webhook receivers on loopback answering a script of statuses (tests.support.fakes.Receiver), shut down
+    after the test."""
+    from tests.support.fakes import Receiver
+
+    with ExitStack() as stack:
+        yield lambda statuses, **kwargs: stack.enter_context(Receiver(statuses, **kwargs))
+
+
+@pytest.fixture
+@slow_fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium (tests.support.browser.chromium), quit after the test."""
+    from tests.support.browser import chromium
+
+    with chromium(tmp_path) as driver:
+        yield driver
 
 
 def support_staff_group() -> Any:

@@ -14,3 +14,6 @@ os.environ.setdefault("DEBUG", "0")  # not var/dev.env's DEBUG=1 from a ./run.sh
 from rtcstack_site.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Every /v1 response a test receives is checked against the published OpenAPI schema (tests/schema_validation.py).
+MIDDLEWARE = ["tests.schema_validation.ResponseSchemaMiddleware", *MIDDLEWARE]  # noqa: F405

@@ -15,7 +15,6 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from livekit import api
 
-from .codecs import iso_utc
 from .problems import Conflict, NotFound, Problem, ServiceUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
@@ -43,13 +42,6 @@ class IssuedToken:
     token: str
     url: str
     expires_at: datetime
-
-    def as_json(self) -> dict[str, str]:
-        return {
-            "token": self.token,
-            "url": self.url,
-            "expiresAt": iso_utc(self.expires_at),
-        }
 
 
 def _credentials() -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """limit/offset pagination for /v1 list endpoints: `{"total": n, "<items>": [...], "limit", "offset"}`."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -21,15 +21,20 @@ class PageQuerySerializer(InputSerializer):
 
 
 def paginate(
-    request: Request, items: QuerySet | Sequence, key: str, render: Callable[[Any], dict[str, Any]]
+    request: Request,
+    items: QuerySet | Sequence,
+    key: str,
+    serializer: type[serializers.Serializer],
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One page of `items` rendered with `render`, plus the total; bad limit/offset is a 400 problem."""
+    """One page of `items` rendered by `serializer`, plus the total; bad limit/offset is a 400 problem."""
     query = PageQuerySerializer(data=request.query_params)
     query.is_valid(raise_exception=True)
     limit, offset = query.validated_data["limit"], query.validated_data["offset"]
     total = items.count() if isinstance(items, QuerySet) else len(items)
     page = items[offset : offset + limit]
-    return {"total": total, key: [render(item) for item in page], "limit": limit, "offset": offset}
+    rendered = serializer(page, many=True, context=context or {}).data
+    return {"total": total, key: rendered, "limit": limit, "offset": offset}
 
 
 def page_schema(key: str, item: type[serializers.Serializer]) -> serializers.Serializer:

@@ -50,7 +50,9 @@ PROBLEM_DESCRIPTIONS = {
     404: "No such resource.",
     409: "The resource's state does not allow this.",
     413: "The request body is too large.",
+    415: "The body's content type is not one the operation takes.",
     429: "The key's rate limit is spent; see Retry-After.",
+    502: "LiveKit answered with an error (e.g. it refused RTCstack's credentials).",
     503: "A dependency (database, Redis, LiveKit, storage) is unreachable or not configured.",
 }
 
@@ -67,9 +69,9 @@ class AutoSchema(SpectacularAutoSchema):
     """Documents the problem responses an operation can return, from what the operation is.
 
     401, 429 and 503 on every signed operation (verification needs Redis and the database), 403 where a scope is
-    required, 400 where there are parameters or a body (a NUL in a path is malformed too), 413 where there is a body,
-    404 where the path names a resource.
-    A view declares any other (409) with `problems()`.
+    required, 400 where there are parameters or a body (a NUL in a path is malformed too), 413 and 415 where there
+    is a body, 404 where the path names a resource, 409 and 502 where the view calls LiveKit (`calls_livekit = True`:
+    LiveKit's refusals and errors are relayed). A view declares any other (409) with `problems()`.
     """
 
     def get_operation(
@@ -93,7 +95,7 @@ class AutoSchema(SpectacularAutoSchema):
         statuses = set()
         where = {parameter["in"] for parameter in operation.get("parameters", [])}
         if "requestBody" in operation:
-            statuses |= {400, 413}
+            statuses |= {400, 413, 415}
         if where:
             statuses.add(400)
         if "path" in where:
@@ -102,4 +104,6 @@ class AutoSchema(SpectacularAutoSchema):
             statuses |= {401, 429, 503}
             if getattr(self.view, "required_scope", None):
                 statuses.add(403)
+        if getattr(self.view, "calls_livekit", False):
+            statuses |= {409, 502}
         return statuses

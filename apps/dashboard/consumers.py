@@ -69,7 +69,7 @@ class RoomTranscriptConsumer(DashboardConsumer):
             "type": "backlog",
             "roomId": self.room,
             "session": events.session_json(session) if session else None,
-            "segments": [events.segment_json(s) for s in session.segments.all()] if session else [],
+            "segments": events.segments_json(session.segments.all()) if session else [],
             "speaking": [{"speakerId": key, "speaker": name} for key, name in speaking.items()],
         }
 

@@ -13,17 +13,17 @@ import hashlib
 import logging
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from concurrent.futures import Future
 from functools import cache
 from typing import Any
 
 from channels.layers import get_channel_layer
+from rest_framework import serializers
 
-from apps.core.codecs import iso_utc
 from apps.core.redis import get_redis
-from apps.transcription.live import live_json
 from apps.transcription.models import Segment, Transcription
+from apps.transcription.serializers import LiveSegmentSerializer, LiveSessionSerializer
 from speech.livestore import PREFIX
 
 logger = logging.getLogger(__name__)
@@ -69,21 +69,23 @@ def push(group: str, *payloads: dict[str, Any]) -> None:
     submit(send(group, list(payloads))).add_done_callback(_report)
 
 
+class DashboardSegmentSerializer(LiveSegmentSerializer):
+    """The live API's segment plus the agent's segmentId, which its partial results carry too: the room page
+    replaces a partial line with the final one of the same id."""
+
+    segmentId = serializers.SerializerMethodField(method_name="get_segment_id")
+
+    def get_segment_id(self, segment: Segment) -> str:
+        return segment.segment_key or str(segment.pk)
+
+
 def session_json(transcription: Transcription) -> dict[str, Any]:
-    """The live API's session body, with when it stopped."""
-    return {**live_json(transcription), "stoppedAt": iso_utc(transcription.completed_at)}
+    """The live API's session, with when it stopped."""
+    return LiveSessionSerializer(transcription).data
 
 
-def segment_json(segment: Segment) -> dict[str, Any]:
-    return {
-        "seq": segment.pk,
-        "segmentId": segment.segment_key or str(segment.pk),
-        "startMs": segment.start_ms,
-        "endMs": segment.end_ms,
-        "text": segment.text,
-        "speakerId": segment.speaker_id,
-        "speaker": segment.speaker,
-    }
+def segments_json(segments: Iterable[Segment]) -> list[dict[str, Any]]:
+    return DashboardSegmentSerializer(segments, many=True).data
 
 
 def room_summary(transcription: Transcription, speaking: dict[str, str]) -> dict[str, Any]:
@@ -119,5 +121,6 @@ def segments_stored(sender: Any, transcription: Transcription, segments: list[Se
     """One push per stored batch, however many lines (a persister catching up stores hundreds at once)."""
     room = transcription.room_name
     if segments:
-        push(room_group(room), *({"type": "segment", "roomId": room, "segment": segment_json(s)} for s in segments))
+        rendered = segments_json(segments)
+        push(room_group(room), *({"type": "segment", "roomId": room, "segment": segment} for segment in rendered))
     push(ROOMS_GROUP, {"type": "room", "room": room_summary(transcription, speaking_now(room))})

@@ -8,6 +8,7 @@ from apps.webhooks.services import emit
 
 from . import services
 from .models import Recording
+from .serializers import RecordingSerializer
 from .signals import recording_finished
 
 
@@ -27,7 +28,7 @@ def egress_changed(event: api.WebhookEvent, **kwargs: Any) -> None:
     if recording is None:
         return
     if event.event == "egress_started":
-        emit("recording_started", services.recording_json(recording))
+        emit("recording_started", RecordingSerializer(recording).data)
     elif event.event == "egress_ended":
-        emit("recording_finished", services.recording_json(recording))
+        emit("recording_finished", RecordingSerializer(recording).data)
         recording_finished.send(sender=Recording, recording=recording)

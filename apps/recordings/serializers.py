@@ -1,8 +1,10 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.core.serializers import InputSerializer
+from apps.core.serializers import BlankAsNullCharField, InputSerializer, UtcDateTimeField
 
 from .models import Recording
+from .storage import download_url
 
 
 class StartRecordingSerializer(InputSerializer):
@@ -32,32 +34,49 @@ class RegisterRecordingSerializer(InputSerializer):
         return attrs
 
 
-# Response shapes, for the OpenAPI schema (services.recording_json builds the JSON).
+# Response shapes: each serializer renders its model and is the schema of that shape (docstrings are published).
 class RecordingSerializer(serializers.Serializer):
-    recordingId = serializers.CharField()
-    roomId = serializers.CharField()
-    egressId = serializers.CharField(allow_null=True)
+    """A recording."""
+
+    # The download link is made for context["host"], the request's origin ("" outside a request).
+    recordingId = serializers.CharField(source="id")
+    roomId = serializers.CharField(source="room_name")
+    egressId = serializers.CharField(source="egress_id", allow_null=True)
     source = serializers.ChoiceField(choices=Recording.Source.choices)
     status = serializers.CharField(
         help_text="starting, recording, ending, completed, failed (already_recording on start)"
     )
-    audioOnly = serializers.BooleanField()
-    autoTranscribe = serializers.BooleanField()
-    storageKey = serializers.CharField()
-    size = serializers.IntegerField(allow_null=True, help_text="Bytes.")
-    duration = serializers.FloatField(allow_null=True, help_text="Seconds.")
-    error = serializers.CharField(allow_null=True)
-    startedAt = serializers.DateTimeField(allow_null=True)
-    endedAt = serializers.DateTimeField(allow_null=True)
-    createdAt = serializers.DateTimeField()
-    downloadUrl = serializers.URLField(allow_null=True, help_text="Short-lived; present once completed.")
+    audioOnly = serializers.BooleanField(source="audio_only")
+    autoTranscribe = serializers.BooleanField(source="auto_transcribe")
+    storageKey = serializers.CharField(source="storage_key")
+    size = serializers.IntegerField(source="size_bytes", allow_null=True, help_text="Bytes.")
+    duration = serializers.FloatField(source="duration_seconds", allow_null=True, help_text="Seconds.")
+    error = BlankAsNullCharField()
+    startedAt = UtcDateTimeField(source="started_at", allow_null=True)
+    endedAt = UtcDateTimeField(source="ended_at", allow_null=True)
+    createdAt = UtcDateTimeField(source="created_at")
+    downloadUrl = serializers.SerializerMethodField(
+        method_name="get_download_url", help_text="Short-lived; present once completed."
+    )
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_download_url(self, recording: Recording) -> str | None:
+        if recording.status == Recording.Status.COMPLETED and recording.storage_key:
+            return download_url(recording.storage_key, self.context.get("host", ""))
+        return None
 
 
 class RoomRecordingStatusSerializer(serializers.Serializer):
-    isRecording = serializers.BooleanField()
-    recordingId = serializers.CharField(allow_null=True)
-    egressId = serializers.CharField(allow_null=True)
-    startedAt = serializers.DateTimeField(allow_null=True)
+    """Whether the room is being recorded, and by which recording."""
+
+    # Renders {"recording": the room's active Recording or None}.
+    isRecording = serializers.SerializerMethodField(method_name="get_is_recording")
+    recordingId = serializers.CharField(source="recording.id", allow_null=True)
+    egressId = serializers.CharField(source="recording.egress_id", allow_null=True)
+    startedAt = UtcDateTimeField(source="recording.started_at", allow_null=True)
+
+    def get_is_recording(self, status: dict[str, Recording | None]) -> bool:
+        return status["recording"] is not None
 
 
 class DeletedRecordingSerializer(serializers.Serializer):

@@ -1,7 +1,6 @@
 """Recording lifecycle: egress start/stop, files in storage, and LiveKit's egress events."""
 
 from datetime import UTC, datetime
-from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -10,34 +9,10 @@ from livekit import api
 from rest_framework.exceptions import ValidationError
 
 from apps.core import livekit
-from apps.core.codecs import iso_utc
 from apps.core.problems import Conflict, NotFound, get_or_404
 
 from .models import Recording
-from .storage import check_key, download_url, egress_upload, guarded, is_file, recording_storage
-
-
-def recording_json(recording: Recording, host_url: str = "") -> dict[str, Any]:
-    body = {
-        "recordingId": recording.id,
-        "roomId": recording.room_name,
-        "egressId": recording.egress_id,
-        "source": recording.source,
-        "status": recording.status,
-        "audioOnly": recording.audio_only,
-        "autoTranscribe": recording.auto_transcribe,
-        "storageKey": recording.storage_key,
-        "size": recording.size_bytes,
-        "duration": recording.duration_seconds,
-        "error": recording.error or None,
-        "startedAt": iso_utc(recording.started_at),
-        "endedAt": iso_utc(recording.ended_at),
-        "createdAt": iso_utc(recording.created_at),
-        "downloadUrl": None,
-    }
-    if recording.status == Recording.Status.COMPLETED and recording.storage_key:
-        body["downloadUrl"] = download_url(recording.storage_key, host_url)
-    return body
+from .storage import check_key, egress_upload, guarded, is_file, recording_storage
 
 
 def active_recording(room_id: str) -> Recording | None:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.conf import settings
 from django.core import signing
 from django.http import FileResponse
@@ -9,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
-from apps.core.codecs import ORJSONParser, iso_utc
+from apps.core.codecs import ORJSONParser
 from apps.core.pagination import PageQuerySerializer, page_schema, paginate
 from apps.core.problems import NotFound, PayloadTooLarge
 from apps.core.schema import problems
@@ -31,24 +33,21 @@ def _host(request: Request) -> str:
     return request.build_absolute_uri("/").rstrip("/")
 
 
+def _render(request: Request, recording: Recording) -> dict[str, Any]:
+    return RecordingSerializer(recording, context={"host": _host(request)}).data
+
+
 class RoomRecordingView(APIView):
     required_scope = Scope.RECORDINGS
 
     @extend_schema(tags=["recordings"], summary="Is the room being recorded?", responses=RoomRecordingStatusSerializer)
     def get(self, request: Request, room_id: str) -> Response:
-        recording = services.active_recording(room_id)
-        return Response(
-            {
-                "isRecording": recording is not None,
-                "recordingId": recording.id if recording else None,
-                "egressId": recording.egress_id if recording else None,
-                "startedAt": iso_utc(recording.started_at) if recording else None,
-            }
-        )
+        return Response(RoomRecordingStatusSerializer({"recording": services.active_recording(room_id)}).data)
 
 
 class StartRecordingView(APIView):
     required_scope = Scope.RECORDINGS
+    calls_livekit = True
 
     @extend_schema(
         request=StartRecordingSerializer,
@@ -63,7 +62,7 @@ class StartRecordingView(APIView):
         recording, started = services.start(
             room_id, audio_only=data["audioOnly"], auto_transcribe=data["autoTranscribe"]
         )
-        body = services.recording_json(recording, _host(request))
+        body = _render(request, recording)
         if not started:
             body["status"] = "already_recording"
         return Response(body, status=201 if started else 200)
@@ -71,12 +70,13 @@ class StartRecordingView(APIView):
 
 class StopRecordingView(APIView):
     required_scope = Scope.RECORDINGS
+    calls_livekit = True
 
     @extend_schema(
         request=None, responses=RecordingSerializer, tags=["recordings"], summary="Stop the room's recording"
     )
     def post(self, request: Request, room_id: str) -> Response:
-        return Response(services.recording_json(services.stop(room_id), _host(request)))
+        return Response(_render(request, services.stop(room_id)))
 
 
 class RecordingsView(APIView):
@@ -103,8 +103,7 @@ class RecordingsView(APIView):
             recordings = recordings.filter(room_name=room_id)
         if status := filters.validated_data.get("status"):
             recordings = recordings.filter(status=status)
-        host = _host(request)
-        return Response(paginate(request, recordings, "recordings", lambda r: services.recording_json(r, host)))
+        return Response(paginate(request, recordings, "recordings", RecordingSerializer, {"host": _host(request)}))
 
     @extend_schema(
         request={"multipart/form-data": RegisterRecordingSerializer, "application/json": RegisterRecordingSerializer},
@@ -122,7 +121,7 @@ class RecordingsView(APIView):
             recording = services.store_upload(data["file"], data["roomId"])
         else:
             recording = services.register(data["storageKey"], data["roomId"], data.get("duration"))
-        return Response(services.recording_json(recording, _host(request)), status=201)
+        return Response(_render(request, recording), status=201)
 
 
 class RecordingView(APIView):
@@ -132,7 +131,7 @@ class RecordingView(APIView):
         tags=["recordings"], summary="A recording, with a short-lived download URL", responses=RecordingSerializer
     )
     def get(self, request: Request, recording_id: str) -> Response:
-        return Response(services.recording_json(services.get_recording(recording_id), _host(request)))
+        return Response(_render(request, services.get_recording(recording_id)))
 
     @extend_schema(
         tags=["recordings"],
@@ -141,7 +140,7 @@ class RecordingView(APIView):
     )
     def delete(self, request: Request, recording_id: str) -> Response:
         services.delete(services.get_recording(recording_id))
-        return Response({"recordingId": recording_id, "deleted": True})
+        return Response(DeletedRecordingSerializer({"recordingId": recording_id, "deleted": True}).data)
 
 
 class DownloadView(APIView):

@@ -1,86 +1,18 @@
 """Rooms, participants and ingress: LiveKit's server API as RTCstack's /v1 exposes it."""
 
-from datetime import UTC, datetime
-from typing import Any
-
 from django.db.models import QuerySet
 from django.utils import timezone
 from livekit import api
 
 from apps.core import livekit
-from apps.core.codecs import iso_utc
 from apps.core.problems import NotFound
 
 from .models import Room, RoomSession
 
 
-def _iso(seconds: int) -> str | None:
-    """LiveKit sends Unix seconds, 0 for unknown."""
-    return iso_utc(datetime.fromtimestamp(seconds, tz=UTC)) if seconds else None
-
-
-def room_json(room: api.Room) -> dict[str, Any]:
-    return {
-        "roomId": room.name,
-        "sid": room.sid,
-        "numParticipants": room.num_participants,
-        "numPublishers": room.num_publishers,
-        "maxParticipants": room.max_participants,
-        "emptyTimeout": room.empty_timeout,
-        "metadata": room.metadata,
-        "activeRecording": room.active_recording,
-        "createdAt": _iso(room.creation_time),
-    }
-
-
-def track_json(track: api.TrackInfo) -> dict[str, Any]:
-    return {
-        "trackSid": track.sid,
-        "type": api.TrackType.Name(track.type).lower(),
-        "source": api.TrackSource.Name(track.source).lower(),
-        "name": track.name,
-        "muted": track.muted,
-    }
-
-
-def participant_json(participant: api.ParticipantInfo) -> dict[str, Any]:
-    return {
-        "participantId": participant.identity,
-        "sid": participant.sid,
-        "name": participant.name,
-        "state": api.ParticipantInfo.State.Name(participant.state).lower(),
-        "metadata": participant.metadata,
-        "joinedAt": _iso(participant.joined_at),
-        "tracks": [track_json(track) for track in participant.tracks],
-    }
-
-
-def ingress_json(ingress: api.IngressInfo) -> dict[str, Any]:
-    return {
-        "ingressId": ingress.ingress_id,
-        "roomId": ingress.room_name,
-        "type": "whip" if ingress.input_type == api.IngressInput.WHIP_INPUT else "rtmp",
-        "name": ingress.name,
-        "url": ingress.url,
-        "streamKey": ingress.stream_key,
-        "participantId": ingress.participant_identity,
-        "participantName": ingress.participant_name,
-    }
-
-
-def session_json(session: RoomSession) -> dict[str, Any]:
-    return {
-        "sid": session.sid,
-        "startedAt": iso_utc(session.started_at),
-        "endedAt": iso_utc(session.ended_at),
-        "durationSeconds": int(session.duration.total_seconds()) if session.duration else None,
-        "peakParticipants": session.peak_participants,
-    }
-
-
 def create_room(
     name: str, *, max_participants: int | None = None, empty_timeout: int | None = None, metadata: str = ""
-) -> dict[str, Any]:
+) -> api.Room:
     request = api.CreateRoomRequest(
         name=name, max_participants=max_participants or 0, empty_timeout=empty_timeout or 0, metadata=metadata
     )
@@ -102,7 +34,7 @@ def create_room(
             "metadata": metadata,
         },
     )
-    return room_json(created)
+    return created
 
 
 def list_rooms() -> list[api.Room]:
@@ -114,12 +46,6 @@ def active_room(room_id: str) -> api.Room:
     if not found:
         raise NotFound(_no_room(room_id))
     return found[0]
-
-
-def get_room(room_id: str) -> dict[str, Any]:
-    details = room_json(active_room(room_id))
-    details["sessions"] = [session_json(s) for s in recent_sessions(room_id)]
-    return details
 
 
 def recent_sessions(room_id: str, limit: int = 10) -> QuerySet[RoomSession]:
@@ -150,7 +76,7 @@ def remove_participant(room_id: str, identity: str) -> None:
     )
 
 
-def mute_track(room_id: str, identity: str, track_sid: str, muted: bool) -> dict[str, Any]:
+def mute_track(room_id: str, identity: str, track_sid: str, muted: bool) -> api.TrackInfo:
     # LiveKit answers "unavailable" after a timeout for an absent participant; ask first, answer 404 at once.
     participant = livekit.call(
         lambda lk: lk.room.get_participant(api.RoomParticipantIdentity(room=room_id, identity=identity)),
@@ -163,7 +89,7 @@ def mute_track(room_id: str, identity: str, track_sid: str, muted: bool) -> dict
         lambda lk: lk.room.mute_published_track(request),
         not_found=f"No track {track_sid!r} of participant {identity!r} in room {room_id!r}.",
     )
-    return track_json(response.track)
+    return response.track
 
 
 INGRESS_INPUTS = {"rtmp": api.IngressInput.RTMP_INPUT, "whip": api.IngressInput.WHIP_INPUT}
@@ -171,7 +97,7 @@ INGRESS_INPUTS = {"rtmp": api.IngressInput.RTMP_INPUT, "whip": api.IngressInput.
 
 def create_ingress(
     room_id: str, *, input_type: str, name: str, participant_identity: str, participant_name: str
-) -> dict[str, Any]:
+) -> api.IngressInfo:
     request = api.CreateIngressRequest(
         input_type=INGRESS_INPUTS[input_type],
         name=name,
@@ -179,7 +105,7 @@ def create_ingress(
         participant_identity=participant_identity,
         participant_name=participant_name,
     )
-    return ingress_json(livekit.call(lambda lk: lk.ingress.create_ingress(request)))
+    return livekit.call(lambda lk: lk.ingress.create_ingress(request))
 
 
 def list_ingress(room_id: str) -> list[api.IngressInfo]:

@@ -8,22 +8,27 @@ from apps.apikeys.models import Scope
 from apps.core.livekit import mint_token, verify_webhook
 from apps.core.pagination import PageQuerySerializer, page_schema, paginate
 from apps.core.schema import problems
+from apps.core.serializers import FlatRenderer
 
 from . import events, services
 from .serializers import (
     CreateIngressSerializer,
     CreateRoomSerializer,
-    DoneSerializer,
+    IngressDeletedSerializer,
     IngressSerializer,
     MuteResultSerializer,
     MuteSerializer,
+    ParticipantRemovedSerializer,
     ParticipantSerializer,
+    RoomClosedSerializer,
     RoomDetailSerializer,
     RoomSerializer,
     TokenRequestSerializer,
     TokenResponseSerializer,
     WebhookAckSerializer,
 )
+
+render_token = FlatRenderer(TokenResponseSerializer)
 
 
 class TokenView(APIView):
@@ -35,7 +40,7 @@ class TokenView(APIView):
     def post(self, request: Request) -> Response:
         serializer = TokenRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(mint_token(**serializer.to_token_args()).as_json())
+        return Response(render_token(mint_token(**serializer.to_token_args())))
 
 
 class TokenRefreshView(TokenView):
@@ -44,6 +49,7 @@ class TokenRefreshView(TokenView):
 
 class RoomsView(APIView):
     required_scope = Scope.ROOMS
+    calls_livekit = True
 
     @extend_schema(
         tags=["rooms"],
@@ -53,7 +59,7 @@ class RoomsView(APIView):
         operation_id="rooms_list",
     )
     def get(self, request: Request) -> Response:
-        return Response(paginate(request, services.list_rooms(), "rooms", services.room_json))
+        return Response(paginate(request, services.list_rooms(), "rooms", RoomSerializer))
 
     @extend_schema(
         request=CreateRoomSerializer, responses={201: RoomSerializer}, tags=["rooms"], summary="Create a room"
@@ -68,24 +74,28 @@ class RoomsView(APIView):
             empty_timeout=data.get("emptyTimeout"),
             metadata=data.get("metadata", ""),
         )
-        return Response(room, status=201)
+        return Response(RoomSerializer(room).data, status=201)
 
 
 class RoomView(APIView):
     required_scope = Scope.ROOMS
+    calls_livekit = True
 
     @extend_schema(tags=["rooms"], summary="Room details and recent sessions", responses=RoomDetailSerializer)
     def get(self, request: Request, room_id: str) -> Response:
-        return Response(services.get_room(room_id))
+        return Response(RoomDetailSerializer(services.active_room(room_id)).data)
 
-    @extend_schema(tags=["rooms"], summary="Close a room, disconnecting everyone", responses={200: DoneSerializer})
+    @extend_schema(
+        tags=["rooms"], summary="Close a room, disconnecting everyone", responses={200: RoomClosedSerializer}
+    )
     def delete(self, request: Request, room_id: str) -> Response:
         services.close_room(room_id)
-        return Response({"roomId": room_id, "closed": True})
+        return Response(RoomClosedSerializer({"roomId": room_id, "closed": True}).data)
 
 
 class ParticipantsView(APIView):
     required_scope = Scope.ROOMS
+    calls_livekit = True
 
     @extend_schema(
         tags=["participants"],
@@ -95,20 +105,25 @@ class ParticipantsView(APIView):
     )
     def get(self, request: Request, room_id: str) -> Response:
         participants = services.list_participants(room_id)
-        return Response(paginate(request, participants, "participants", services.participant_json))
+        return Response(paginate(request, participants, "participants", ParticipantSerializer))
 
 
 class ParticipantView(APIView):
     required_scope = Scope.ROOMS
+    calls_livekit = True
 
-    @extend_schema(tags=["participants"], summary="Remove (kick) a participant", responses={200: DoneSerializer})
+    @extend_schema(
+        tags=["participants"], summary="Remove (kick) a participant", responses={200: ParticipantRemovedSerializer}
+    )
     def delete(self, request: Request, room_id: str, participant_id: str) -> Response:
         services.remove_participant(room_id, participant_id)
-        return Response({"roomId": room_id, "participantId": participant_id, "removed": True})
+        removed = {"roomId": room_id, "participantId": participant_id, "removed": True}
+        return Response(ParticipantRemovedSerializer(removed).data)
 
 
 class MuteView(APIView):
     required_scope = Scope.ROOMS
+    calls_livekit = True
 
     @extend_schema(
         request=MuteSerializer, responses=MuteResultSerializer, tags=["participants"], summary="Mute or unmute a track"
@@ -118,11 +133,13 @@ class MuteView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         track = services.mute_track(room_id, participant_id, data["trackSid"], data["muted"])
-        return Response({"roomId": room_id, "participantId": participant_id, "track": track})
+        result = {"roomId": room_id, "participantId": participant_id, "track": track}
+        return Response(MuteResultSerializer(result).data)
 
 
 class IngressesView(APIView):
     required_scope = Scope.ROOMS
+    calls_livekit = True
 
     @extend_schema(
         tags=["ingress"],
@@ -131,7 +148,7 @@ class IngressesView(APIView):
         responses=page_schema("ingresses", IngressSerializer),
     )
     def get(self, request: Request, room_id: str) -> Response:
-        return Response(paginate(request, services.list_ingress(room_id), "ingresses", services.ingress_json))
+        return Response(paginate(request, services.list_ingress(room_id), "ingresses", IngressSerializer))
 
     @extend_schema(
         request=CreateIngressSerializer,
@@ -150,16 +167,18 @@ class IngressesView(APIView):
             participant_identity=data["participantId"],
             participant_name=data["participantName"],
         )
-        return Response(ingress, status=201)
+        return Response(IngressSerializer(ingress).data, status=201)
 
 
 class IngressView(APIView):
     required_scope = Scope.ROOMS
+    calls_livekit = True
 
-    @extend_schema(tags=["ingress"], summary="Delete an ingress", responses={200: DoneSerializer})
+    @extend_schema(tags=["ingress"], summary="Delete an ingress", responses={200: IngressDeletedSerializer})
     def delete(self, request: Request, room_id: str, ingress_id: str) -> Response:
         services.delete_ingress(room_id, ingress_id)
-        return Response({"roomId": room_id, "ingressId": ingress_id, "deleted": True})
+        deleted = {"roomId": room_id, "ingressId": ingress_id, "deleted": True}
+        return Response(IngressDeletedSerializer(deleted).data)
 
 
 class LiveKitWebhookView(APIView):
@@ -176,10 +195,10 @@ class LiveKitWebhookView(APIView):
         tags=["livekit"],
         summary="LiveKit webhook receiver",
         request=None,
-        responses={200: WebhookAckSerializer, **problems(401, 503)},
+        responses={200: WebhookAckSerializer, **problems(400, 401, 413, 503)},
         auth=[],
     )
     def post(self, request: Request) -> Response:
         event = verify_webhook(request.body, request.headers.get("Authorization", ""))
         applied = events.apply(event)
-        return Response({"id": event.id, "event": event.event, "duplicate": not applied})
+        return Response(WebhookAckSerializer({"id": event.id, "event": event.event, "duplicate": not applied}).data)

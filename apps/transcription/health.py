@@ -1,12 +1,15 @@
 """The Whisper check and the transcription capabilities of GET /v1/health, registered in
 TranscriptionConfig.ready()."""
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 from django.conf import settings
 
 from apps.core.health import OK, UNREACHABLE, check_http
+
+logger = logging.getLogger(__name__)
 
 
 def check_whisper() -> str:
@@ -15,7 +18,11 @@ def check_whisper() -> str:
         return check_http(settings.WHISPER_URL, "/health")
     from speech.engine import WhisperConfig
 
-    model = WhisperConfig.from_env().model
+    try:
+        model = WhisperConfig.from_env().model
+    except ValueError:  # a bad WHISPER_* setting: the health answer reports it down rather than failing
+        logger.exception("the Whisper settings are invalid")
+        return UNREACHABLE
     return OK if Path(model).is_dir() else UNREACHABLE
 
 

@@ -19,14 +19,12 @@ from django.utils import timezone
 from livekit import api
 
 from apps.core import livekit
-from apps.core.codecs import iso_utc
 from apps.core.problems import NotFound, Problem, ServiceUnavailable
 from apps.core.redis import get_redis
 from apps.rooms.services import active_room
 from speech.livestore import ACTIVE_ROOMS, PERSIST_GROUP, SegmentEntry, SessionRecord, segments_key, session_key
 
 from .models import LiveDeadLetter, Segment, Transcription
-from .services import segment_json
 from .signals import live_segments_stored, live_session_changed
 
 logger = logging.getLogger(__name__)
@@ -353,24 +351,3 @@ def live_segments(transcription: Transcription, since: int | None) -> QuerySet[S
     """Segments in transcript order; `since` is a cursor from an earlier response (segments stored after it)."""
     segments = transcription.segments.all()
     return segments if since is None else segments.filter(pk__gt=since)
-
-
-def live_json(
-    transcription: Transcription, segments: list[Segment] | None = None, since: int | None = None
-) -> dict[str, Any]:
-    """The session; with `segments`, the transcript so far and the cursor for the next `since`."""
-    body: dict[str, Any] = {
-        "transcriptionId": transcription.id,
-        "roomId": transcription.room_name,
-        "status": transcription.status,
-        "language": transcription.language or None,
-        "startedAt": iso_utc(transcription.started_at),
-        "partialResults": transcription.partial_results,
-        "speakers": transcription.speakers,
-    }
-    if segments is not None:
-        body["stoppedAt"] = iso_utc(transcription.completed_at)
-        body["segments"] = [{**segment_json(s), "seq": s.pk} for s in segments]
-        body["text"] = " ".join(s.text for s in segments)
-        body["cursor"] = max((s.pk for s in segments), default=since)
-    return body

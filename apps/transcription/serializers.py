@@ -1,11 +1,12 @@
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.core.serializers import InputSerializer
+from apps.core.serializers import BlankAsNullCharField, InputSerializer, UtcDateTimeField
 from speech.engine import normalise_language
 
-from .models import Transcription
+from .models import Segment, Transcription
 
 OUTPUT_FORMATS = ["json", "text", "srt", "vtt"]
 
@@ -28,41 +29,6 @@ class TranscriptionFilterSerializer(InputSerializer):
 
 class FormatSerializer(InputSerializer):
     format = serializers.ChoiceField(choices=OUTPUT_FORMATS, default="json")
-
-
-# Response shapes, for the OpenAPI schema (services.transcription_json builds the JSON).
-class SegmentSerializer(serializers.Serializer):
-    startMs = serializers.IntegerField()
-    endMs = serializers.IntegerField()
-    text = serializers.CharField()
-    speakerId = serializers.CharField(required=False)
-    speaker = serializers.CharField(required=False)
-
-
-class TranscriptionSummarySerializer(serializers.Serializer):
-    transcriptionId = serializers.CharField()
-    type = serializers.ChoiceField(choices=Transcription.Kind.choices)
-    status = serializers.ChoiceField(choices=Transcription.Status.choices)
-    roomId = serializers.CharField()
-    recordingId = serializers.CharField(allow_null=True)
-    language = serializers.CharField(allow_null=True)
-    duration = serializers.FloatField(allow_null=True)
-    error = serializers.CharField(allow_null=True)
-    queuedAt = serializers.DateTimeField()
-    startedAt = serializers.DateTimeField(allow_null=True)
-    completedAt = serializers.DateTimeField(allow_null=True)
-
-
-class TranscriptionSerializer(TranscriptionSummarySerializer):
-    segments = SegmentSerializer(many=True)
-    text = serializers.CharField()
-
-
-class QueuedSerializer(serializers.Serializer):
-    transcriptionId = serializers.CharField()
-    recordingId = serializers.CharField()
-    status = serializers.CharField()
-    queuedAt = serializers.DateTimeField()
 
 
 def _valid_language(value: str) -> str:
@@ -123,30 +89,109 @@ class LiveQuerySerializer(FormatSerializer):
     )
 
 
-# Response shapes of the live endpoints, for the OpenAPI schema (live views build the JSON).
+# Response shapes: each serializer renders its model and is the schema of that shape (docstrings are published).
+class SegmentSerializer(serializers.Serializer):
+    """A transcript segment; speakerId and speaker are absent while the speaker is unknown."""
+
+    startMs = serializers.IntegerField(source="start_ms")
+    endMs = serializers.IntegerField(source="end_ms")
+    text = serializers.CharField()
+    speakerId = serializers.CharField(source="speaker_id", required=False)
+    speaker = serializers.CharField(required=False)
+
+    def to_representation(self, segment: Segment) -> dict[str, Any]:
+        body = super().to_representation(segment)
+        if not segment.speaker_id:
+            del body["speakerId"], body["speaker"]
+        return body
+
+
 class LiveSegmentSerializer(SegmentSerializer):
-    seq = serializers.IntegerField(help_text="Storage order; the highest one seen is the next `since`.")
+    """A segment of a live transcript."""
+
+    # The one live segment shape: the live API's, and the dashboard's (apps.dashboard.events adds segmentId).
+
+    seq = serializers.IntegerField(source="pk", help_text="Storage order; the highest one seen is the next `since`.")
+
+
+class TranscriptionSummarySerializer(serializers.Serializer):
+    """A transcription without its segments."""
+
+    transcriptionId = serializers.CharField(source="id")
+    type = serializers.ChoiceField(source="kind", choices=Transcription.Kind.choices)
+    status = serializers.ChoiceField(choices=Transcription.Status.choices)
+    roomId = serializers.CharField(source="room_name")
+    recordingId = serializers.CharField(source="recording_id", allow_null=True)
+    language = BlankAsNullCharField()
+    duration = serializers.FloatField(source="duration_seconds", allow_null=True)
+    error = BlankAsNullCharField()
+    queuedAt = UtcDateTimeField(source="queued_at")
+    startedAt = UtcDateTimeField(source="started_at", allow_null=True)
+    completedAt = UtcDateTimeField(source="completed_at", allow_null=True)
+
+
+class TranscriptionSerializer(TranscriptionSummarySerializer):
+    """A transcription and its segments."""
+
+    # Prefetch `segments`: they are read twice.
+
+    segments = SegmentSerializer(many=True)
+    text = serializers.SerializerMethodField()
+
+    def get_text(self, transcription: Transcription) -> str:
+        return " ".join(segment.text for segment in transcription.segments.all())
+
+
+class QueuedSerializer(serializers.Serializer):
+    transcriptionId = serializers.CharField(source="id")
+    recordingId = serializers.CharField(source="recording_id")
+    status = serializers.CharField()
+    queuedAt = UtcDateTimeField(source="queued_at")
 
 
 class LiveStartedSerializer(serializers.Serializer):
-    transcriptionId = serializers.CharField()
-    roomId = serializers.CharField()
+    """A live transcription session."""
+
+    transcriptionId = serializers.CharField(source="id")
+    roomId = serializers.CharField(source="room_name")
     status = serializers.CharField()
-    language = serializers.CharField(allow_null=True)
-    startedAt = serializers.DateTimeField()
-    partialResults = serializers.BooleanField()
+    language = BlankAsNullCharField()
+    startedAt = UtcDateTimeField(source="started_at")
+    partialResults = serializers.BooleanField(source="partial_results")
     speakers = serializers.DictField(child=serializers.CharField())
 
 
+class LiveSessionSerializer(LiveStartedSerializer):
+    """A live transcription session and when it stopped."""
+
+    stoppedAt = UtcDateTimeField(source="completed_at", allow_null=True)
+
+
 class LiveStoppedSerializer(serializers.Serializer):
-    transcriptionId = serializers.CharField()
+    transcriptionId = serializers.CharField(source="id")
     status = serializers.CharField()
-    stoppedAt = serializers.DateTimeField()
-    segmentCount = serializers.IntegerField()
+    stoppedAt = UtcDateTimeField(source="completed_at")
+    segmentCount = serializers.SerializerMethodField(method_name="get_segment_count")
+
+    def get_segment_count(self, transcription: Transcription) -> int:
+        return transcription.segments.count()
 
 
-class LiveTranscriptSerializer(LiveStartedSerializer):
-    stoppedAt = serializers.DateTimeField(allow_null=True)
-    segments = LiveSegmentSerializer(many=True)
-    text = serializers.CharField()
-    cursor = serializers.IntegerField(allow_null=True, help_text="Pass as `since` to get only newer segments.")
+class LiveTranscriptSerializer(LiveSessionSerializer):
+    """A live transcription session and its transcript so far (after `since`, if given)."""
+
+    # Renders the session with context["segments"], those stored after the cursor context["since"] (None: all).
+
+    segments = serializers.SerializerMethodField()
+    text = serializers.SerializerMethodField()
+    cursor = serializers.SerializerMethodField(help_text="Pass as `since` to get only newer segments.")
+
+    @extend_schema_field(LiveSegmentSerializer(many=True))
+    def get_segments(self, transcription: Transcription) -> list[dict[str, Any]]:
+        return LiveSegmentSerializer(self.context["segments"], many=True).data
+
+    def get_text(self, transcription: Transcription) -> str:
+        return " ".join(segment.text for segment in self.context["segments"])
+
+    def get_cursor(self, transcription: Transcription) -> int | None:
+        return max((segment.pk for segment in self.context["segments"]), default=self.context["since"])

@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -28,7 +27,6 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.core.codecs import iso_utc
 from apps.core.problems import Conflict
 from apps.recordings.models import Recording
 from apps.recordings.storage import recording_storage
@@ -39,6 +37,7 @@ from speech.transcript import Segment as TranscriptSegment
 from speech.transcript import Transcript
 
 from .models import Segment, Transcription
+from .serializers import TranscriptionSummarySerializer
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +210,7 @@ def complete(transcription: Transcription, transcript: Transcript) -> bool:
         transcription.error = ""
         transcription.lease_expires_at = None
         transcription.save()
-        emit("transcription_completed", transcription_json(transcription, with_segments=False))
+        emit("transcription_completed", TranscriptionSummarySerializer(transcription).data)
     return True
 
 
@@ -232,7 +231,7 @@ def _mark_failed(transcription: Transcription, reason: str) -> None:
     transcription.completed_at = timezone.now()
     transcription.next_attempt_at = transcription.lease_expires_at = None
     transcription.save(update_fields=["status", "error", "completed_at", "next_attempt_at", "lease_expires_at"])
-    emit("transcription_failed", transcription_json(transcription, with_segments=False))
+    emit("transcription_failed", TranscriptionSummarySerializer(transcription).data)
 
 
 def retry_later(transcription: Transcription, error: Exception) -> float | None:
@@ -343,35 +342,6 @@ def as_transcript(transcription: Transcription, segments: Iterable[Segment] | No
             for s in (transcription.segments.all() if segments is None else segments)
         ],
     )
-
-
-def segment_json(segment: Segment) -> dict[str, Any]:
-    body: dict[str, Any] = {"startMs": segment.start_ms, "endMs": segment.end_ms, "text": segment.text}
-    if segment.speaker_id:
-        body["speakerId"] = segment.speaker_id
-        body["speaker"] = segment.speaker
-    return body
-
-
-def transcription_json(transcription: Transcription, *, with_segments: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "transcriptionId": transcription.id,
-        "type": transcription.kind,
-        "status": transcription.status,
-        "roomId": transcription.room_name,
-        "recordingId": transcription.recording_id,
-        "language": transcription.language or None,
-        "duration": transcription.duration_seconds,
-        "error": transcription.error or None,
-        "queuedAt": iso_utc(transcription.queued_at),
-        "startedAt": iso_utc(transcription.started_at),
-        "completedAt": iso_utc(transcription.completed_at),
-    }
-    if with_segments:
-        segments = list(transcription.segments.all())
-        body["segments"] = [segment_json(s) for s in segments]
-        body["text"] = " ".join(s.text for s in segments)
-    return body
 
 
 def render(transcription: Transcription, output: str, segments: Iterable[Segment] | None = None) -> str:

@@ -1,3 +1,4 @@
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -6,7 +7,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.apikeys.models import Scope
-from apps.core.codecs import iso_utc
 from apps.core.pagination import PageQuerySerializer, page_schema, paginate
 from apps.core.problems import get_or_404
 from apps.core.schema import problems
@@ -53,15 +53,7 @@ class TranscribeRecordingView(APIView):
         transcription = services.queue_post_call(
             get_recording(recording_id), options.validated_data.get("language", "")
         )
-        return Response(
-            {
-                "transcriptionId": transcription.id,
-                "recordingId": recording_id,
-                "status": transcription.status,
-                "queuedAt": iso_utc(transcription.queued_at),
-            },
-            status=202,
-        )
+        return Response(QueuedSerializer(transcription).data, status=202)
 
 
 class TranscriptionsView(APIView):
@@ -87,17 +79,15 @@ class TranscriptionsView(APIView):
         ):
             if data.get(param):
                 found = found.filter(**{field: data[param]})
-        return Response(
-            paginate(request, found, "transcriptions", lambda t: services.transcription_json(t, with_segments=False))
-        )
+        return Response(paginate(request, found, "transcriptions", TranscriptionSummarySerializer))
 
 
 def _rendered(body: str, name: str) -> HttpResponse:
     return HttpResponse(body, content_type=f"{CONTENT_TYPES[name]}; charset=utf-8")
 
 
-def _get(transcription_id: str) -> Transcription:
-    return get_or_404(Transcription.objects, f"No transcription {transcription_id!r}.", pk=transcription_id)
+def _get(transcription_id: str, queryset: QuerySet[Transcription] = Transcription.objects) -> Transcription:
+    return get_or_404(queryset, f"No transcription {transcription_id!r}.", pk=transcription_id)
 
 
 class TranscriptionView(APIView):
@@ -112,10 +102,10 @@ class TranscriptionView(APIView):
     def get(self, request: Request, transcription_id: str) -> Response | HttpResponse:
         output = FormatSerializer(data=request.query_params)
         output.is_valid(raise_exception=True)
-        transcription = _get(transcription_id)
+        transcription = _get(transcription_id, Transcription.objects.prefetch_related("segments"))
         name = output.validated_data["format"]
         if name == "json":
-            return Response(services.transcription_json(transcription))
+            return Response(TranscriptionSerializer(transcription).data)
         return _rendered(services.render(transcription, name), name)
 
     @extend_schema(responses={204: None}, tags=["transcription"], summary="Delete a transcription")
@@ -126,6 +116,7 @@ class TranscriptionView(APIView):
 
 class StartLiveView(APIView):
     required_scope = Scope.TRANSCRIPTION
+    calls_livekit = True
 
     @extend_schema(
         request=StartLiveSerializer,
@@ -143,7 +134,7 @@ class StartLiveView(APIView):
             speakers=data.get("participants"),
             partial_results=data.get("options", {}).get("partialResults", False),
         )
-        return Response(live.live_json(transcription), status=201 if started else 200)
+        return Response(LiveStartedSerializer(transcription).data, status=201 if started else 200)
 
 
 class StopLiveView(APIView):
@@ -153,15 +144,7 @@ class StopLiveView(APIView):
         request=None, responses=LiveStoppedSerializer, tags=["transcription"], summary="Stop the live transcription"
     )
     def post(self, request: Request, room_id: str) -> Response:
-        transcription = live.stop(room_id)
-        return Response(
-            {
-                "transcriptionId": transcription.id,
-                "status": transcription.status,
-                "stoppedAt": iso_utc(transcription.completed_at),
-                "segmentCount": transcription.segments.count(),
-            }
-        )
+        return Response(LiveStoppedSerializer(live.stop(room_id)).data)
 
 
 class LiveTranscriptView(APIView):
@@ -181,7 +164,8 @@ class LiveTranscriptView(APIView):
         segments = list(live.live_segments(transcription, since))
         name = query.validated_data["format"]
         if name == "json":
-            return Response(live.live_json(transcription, segments, since))
+            transcript = LiveTranscriptSerializer(transcription, context={"segments": segments, "since": since})
+            return Response(transcript.data)
         return _rendered(services.render(transcription, name, segments), name)
 
 
@@ -198,4 +182,4 @@ class SpeakersView(APIView):
         names = SpeakersSerializer(data=request.data)
         names.is_valid(raise_exception=True)
         transcription = live.update_speakers(live.latest_live(room_id), names.validated_data["participants"])
-        return Response(live.live_json(transcription))
+        return Response(LiveStartedSerializer(transcription).data)

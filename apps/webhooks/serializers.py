@@ -1,12 +1,9 @@
-from typing import Any
-
 from rest_framework import serializers
 
-from apps.core.codecs import iso_utc
-from apps.core.serializers import InputSerializer
+from apps.core.serializers import BlankAsNullCharField, InputSerializer, UtcDateTimeField
 
 from . import services, targets
-from .models import DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint
+from .models import DeliveryStatus, Event, WebhookEndpoint
 
 EVENTS_HELP = "Event types to receive; '*' for every event."
 
@@ -59,59 +56,44 @@ class DeliveryQuerySerializer(InputSerializer):
     status = serializers.ChoiceField(choices=DeliveryStatus.values, required=False)
 
 
-def render_endpoint(endpoint: WebhookEndpoint) -> dict[str, Any]:
-    return {
-        "id": endpoint.public_id,
-        "url": endpoint.url,
-        "description": endpoint.description,
-        "events": endpoint.events,
-        "active": endpoint.active,
-        "createdAt": iso_utc(endpoint.created_at),
-    }
-
-
-def render_delivery(delivery: WebhookDelivery) -> dict[str, Any]:
-    return {
-        "id": delivery.public_id,
-        "event": delivery.event,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "responseCode": delivery.last_response_code,
-        "durationMs": delivery.last_duration_ms,
-        "error": delivery.last_error or None,
-        "createdAt": iso_utc(delivery.created_at),
-        "nextAttemptAt": iso_utc(delivery.next_attempt_at),
-    }
-
-
-# Response documentation only (the views render with the functions above).
-
-
+# Response shapes: each serializer renders its model and is the schema of that shape (docstrings are published).
 class WebhookSerializer(serializers.Serializer):
-    id = serializers.CharField(help_text="Public ID, e.g. wh_3f0c…")
+    """A webhook endpoint."""
+
+    id = serializers.CharField(source="public_id", help_text="Public ID, e.g. wh_3f0c…")
     url = serializers.CharField()
     description = serializers.CharField()
     events = serializers.ListField(child=serializers.ChoiceField(choices=Event.values))
     active = serializers.BooleanField()
-    createdAt = serializers.DateTimeField()
+    createdAt = UtcDateTimeField(source="created_at")
 
 
 class WebhookWithSecretSerializer(WebhookSerializer):
-    secret = serializers.CharField(help_text="whsec_…: shown in this response only; store it now.")
+    """A webhook endpoint and its signing secret."""
+
+    # The plain secret is not stored: the view passes it as context["secret"].
+    secret = serializers.SerializerMethodField(help_text="whsec_…: shown in this response only; store it now.")
+
+    def get_secret(self, endpoint: WebhookEndpoint) -> str:
+        return self.context["secret"]
 
 
 class DeliverySerializer(serializers.Serializer):
-    id = serializers.CharField(help_text="Also the webhook-id header of every attempt.")
+    """One delivery of an event to an endpoint, as its latest attempt left it."""
+
+    id = serializers.CharField(source="public_id", help_text="Also the webhook-id header of every attempt.")
     event = serializers.CharField()
     status = serializers.ChoiceField(choices=DeliveryStatus.values)
     attempts = serializers.IntegerField()
-    responseCode = serializers.IntegerField(allow_null=True)
-    durationMs = serializers.IntegerField(allow_null=True)
-    error = serializers.CharField(allow_null=True)
-    createdAt = serializers.DateTimeField()
-    nextAttemptAt = serializers.DateTimeField(allow_null=True)
+    responseCode = serializers.IntegerField(source="last_response_code", allow_null=True)
+    durationMs = serializers.IntegerField(source="last_duration_ms", allow_null=True)
+    error = BlankAsNullCharField(source="last_error")
+    createdAt = UtcDateTimeField(source="created_at")
+    nextAttemptAt = UtcDateTimeField(source="next_attempt_at", allow_null=True)
 
 
 class TestQueuedSerializer(serializers.Serializer):
-    deliveryId = serializers.CharField()
+    """The queued `test` event."""
+
+    deliveryId = serializers.CharField(source="public_id")
     status = serializers.CharField()

@@ -18,8 +18,6 @@ from .serializers import (
     WebhookSerializer,
     WebhookUpdateSerializer,
     WebhookWithSecretSerializer,
-    render_delivery,
-    render_endpoint,
 )
 
 TAGS = ["webhooks"]
@@ -42,7 +40,7 @@ class WebhookListView(APIView):
         tags=TAGS,
     )
     def get(self, request: Request) -> Response:
-        return Response(paginate(request, WebhookEndpoint.objects.all(), "webhooks", render_endpoint))
+        return Response(paginate(request, WebhookEndpoint.objects.all(), "webhooks", WebhookSerializer))
 
     @extend_schema(
         summary="Create a webhook endpoint; the response carries its signing secret, shown this once",
@@ -54,7 +52,7 @@ class WebhookListView(APIView):
         serializer = WebhookCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         endpoint, secret = services.create_endpoint(**serializer.validated_data)
-        return Response({**render_endpoint(endpoint), "secret": secret}, status=201)
+        return Response(WebhookWithSecretSerializer(endpoint, context={"secret": secret}).data, status=201)
 
 
 class WebhookDetailView(APIView):
@@ -64,7 +62,7 @@ class WebhookDetailView(APIView):
 
     @extend_schema(summary="Get a webhook endpoint", responses={200: WebhookSerializer}, tags=TAGS)
     def get(self, request: Request, webhook_id: str) -> Response:
-        return Response(render_endpoint(get_endpoint(webhook_id)))
+        return Response(WebhookSerializer(get_endpoint(webhook_id)).data)
 
     @extend_schema(
         summary="Change a webhook endpoint (only the fields sent)",
@@ -79,7 +77,7 @@ class WebhookDetailView(APIView):
         for field, value in serializer.validated_data.items():
             setattr(endpoint, field, value)
         endpoint.save()
-        return Response(render_endpoint(endpoint))
+        return Response(WebhookSerializer(endpoint).data)
 
     @extend_schema(summary="Delete a webhook endpoint and its delivery log", responses={204: None}, tags=TAGS)
     def delete(self, request: Request, webhook_id: str) -> Response:
@@ -96,7 +94,7 @@ class WebhookRotateSecretView(APIView):
     def post(self, request: Request, webhook_id: str) -> Response:
         endpoint = get_endpoint(webhook_id)
         secret = services.rotate_secret(endpoint)
-        return Response({**render_endpoint(endpoint), "secret": secret})
+        return Response(WebhookWithSecretSerializer(endpoint, context={"secret": secret}).data)
 
 
 class WebhookTestView(APIView):
@@ -112,7 +110,7 @@ class WebhookTestView(APIView):
                 f"Webhook endpoint {webhook_id} is inactive; activate it to send a test event.", kind="webhook-inactive"
             )
         delivery = services.send_test(endpoint)
-        return Response({"deliveryId": delivery.public_id, "status": delivery.status}, status=202)
+        return Response(TestQueuedSerializer(delivery).data, status=202)
 
 
 class WebhookDeliveriesView(APIView):
@@ -132,4 +130,4 @@ class WebhookDeliveriesView(APIView):
         deliveries = endpoint.deliveries.all()
         if "status" in query.validated_data:
             deliveries = deliveries.filter(status=query.validated_data["status"])
-        return Response(paginate(request, deliveries, "deliveries", render_delivery))
+        return Response(paginate(request, deliveries, "deliveries", DeliverySerializer))

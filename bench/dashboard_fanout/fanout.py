@@ -53,7 +53,7 @@ WORDS = SPEECH.split(" ")
 
 
 def bench_environment(args: argparse.Namespace) -> dict[str, str]:
-    """Production-like settings, as tests/servers.py's server_environment(), on the benchmark's own stores."""
+    """Production-like settings, as tests/support/servers.py's server_environment(), on the benchmark's own stores."""
     env = dict(os.environ)
     for name in ("LIVEKIT_URL", "WHISPER_URL"):
         env.pop(name, None)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from speech.client import WhisperClient  # noqa: E402
-from tests.audio import SAMPLE_RATE, read_wav, speech, wer, write_wav  # noqa: E402
+from tests.support.audio import SAMPLE_RATE, read_wav, speech, wer, write_wav  # noqa: E402
 
 UTTERANCES = (
     "Good morning everyone.",
