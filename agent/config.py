@@ -34,6 +34,9 @@ class AgentConfig:
     partial_interval_seconds: float = 1.0
     redis_url: str | None = None
     room_empty_timeout_seconds: float = 30.0
+    # Rooms one worker takes at once. livekit-agents' own gate (the whole host's CPU under 70 %) refuses rooms
+    # whenever Whisper or anything else sharing the host is busy, and LiveKit never offers a refused job again.
+    max_rooms: int = 8
 
     def __post_init__(self) -> None:
         pause, short = self.pause_threshold_seconds, self.short_pause_seconds
@@ -61,6 +64,7 @@ class AgentConfig:
             "must not be negative",
             self.room_empty_timeout_seconds,
         )
+        _check(self.max_rooms >= 1, "AGENT_MAX_ROOMS", "must be at least 1", self.max_rooms)
         try:
             language = normalise_language(self.stt_language) or "auto"
         except ValueError as exc:
@@ -86,6 +90,7 @@ class AgentConfig:
             partial_interval_seconds=number("PARTIAL_INTERVAL_SECONDS", defaults.partial_interval_seconds),
             redis_url=env_optional("REDIS_URL", environ=environ),
             room_empty_timeout_seconds=number("ROOM_EMPTY_TIMEOUT_SECONDS", defaults.room_empty_timeout_seconds),
+            max_rooms=env_int("AGENT_MAX_ROOMS", defaults.max_rooms, environ=environ),
         )
 
 

@@ -150,7 +150,8 @@ class SessionCore:
         self._closing: asyncio.Future[None] | None = None
 
     def add_track(self, track_id: str, speaker_id: str, speaker: str, start_offset_ms: int = 0) -> None:
-        """`start_offset_ms`: where the track's first sample sits on the session clock."""
+        """`track_id`: the LiveKit track sid in the live worker; the track's messages carry it (`Message.track_id`).
+        `start_offset_ms`: where the track's first sample sits on the session clock."""
         if self._closing is not None:
             logger.debug("Track %s added after the session closed: ignored", track_id)
             return
@@ -354,9 +355,10 @@ class SessionCore:
             logger.error("Live transcription task failed", exc_info=task.exception())
 
     def _post(self, track: _Track, message: Message) -> asyncio.Future[None]:
-        """Queue a message for the sender; the future resolves once `emit` has returned (or failed)."""
+        """Queue a message, stamped with its track's id, for the sender; the future resolves once `emit` has
+        returned (or failed)."""
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._outbox.put_nowait((message, sent))
+        self._outbox.put_nowait((dataclasses.replace(message, track_id=track.track_id), sent))
         track.last_posted = sent
         if self._sender is None:
             self._sender = asyncio.ensure_future(self._send_all())

@@ -2,11 +2,12 @@
 
 Field names are camelCase because they are the reference's wire format, which existing clients parse. Only
 final transcripts are sent reliably: a lost speaking indicator or partial is superseded by the next message.
+A final's fields are the Redis stream entry's (``SegmentEntry``), so the two are built from one another.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from speech.livestore import SegmentEntry
@@ -21,6 +22,9 @@ TRANSCRIPT_PARTIAL = "transcript_partial"
 class Message:
     payload: dict[str, Any]
     reliable: bool
+    # The LiveKit track the message is about (its sid), set by the core. Not in the payload, whose fields SPEC §7
+    # fixes: the sink names the transcribed track on LiveKit's own transcription stream with it.
+    track_id: str = ""
 
     @property
     def type(self) -> str:
@@ -48,18 +52,8 @@ def transcript(
     transcription_id: str,
 ) -> Message:
     """A final segment; a partial with the same `segmentId` may have preceded it, which clients replace."""
-    payload = {
-        "type": TRANSCRIPT,
-        "text": text,
-        "speakerId": speaker_id,
-        "speaker": speaker,
-        "startMs": start_ms,
-        "endMs": end_ms,
-        "segmentId": segment_id,
-        "language": language,
-        "transcriptionId": transcription_id,
-    }
-    return Message(payload, True)
+    entry = SegmentEntry(transcription_id, segment_id, speaker_id, speaker, start_ms, end_ms, text, language)
+    return Message({"type": TRANSCRIPT, **entry.to_payload()}, True)
 
 
 def transcript_partial(*, text: str, speaker_id: str, speaker: str, start_ms: int, segment_id: str) -> Message:
@@ -78,14 +72,4 @@ def to_segment_entry(message: Message, transcription_id: str) -> SegmentEntry:
     """The Redis stream entry for a final transcript (what the platform persists), clipped to what it stores."""
     if message.type != TRANSCRIPT:
         raise ValueError(f"Only final transcripts are stored, not {message.type!r} messages.")
-    payload = message.payload
-    return SegmentEntry(
-        transcription_id=transcription_id,
-        segment_id=payload["segmentId"],
-        speaker_id=payload["speakerId"],
-        speaker=payload["speaker"],
-        start_ms=payload["startMs"],
-        end_ms=payload["endMs"],
-        text=payload["text"],
-        language=payload["language"],
-    ).cleaned()
+    return replace(SegmentEntry.from_payload(message.payload), transcription_id=transcription_id).cleaned()

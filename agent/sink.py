@@ -1,10 +1,14 @@
 """Where the live agent's messages go: the room's LiveKit data channel, and Redis for the platform.
 
-Every message is published on the data channel (topic ``transcription``) for the call's clients. Final
-``transcript`` messages are also appended to the room's Redis stream, which is what ends up in PostgreSQL, so
-they must never be lost: they wait in an in-memory queue that a background task drains in order, retrying with
-backoff while Redis is unreachable. Other kinds go to the room's event channel for the dashboard, best-effort.
-The destinations fail independently: a LiveKit failure never holds up a Redis write, nor the reverse.
+Every message is published on the data channel (topic ``transcription``) for the call's clients. Captions (final
+and partial transcripts) also go out as LiveKit's own transcription text stream (``lk.transcription``), as
+livekit-agents publishes a user's speech: one stream per caption, attributed to the speaker, naming the
+transcribed track and the segment (shared by an utterance's partials and its final) and whether it is final, so
+apps built on LiveKit's components show them. Final ``transcript`` messages are also appended to the room's Redis
+stream, which is what ends up in PostgreSQL, so they must never be lost: they wait in an in-memory queue that a
+background task drains in order, retrying with backoff while Redis is unreachable. Other kinds go to the room's
+event channel for the dashboard, best-effort. The destinations fail independently: a LiveKit failure never holds
+up a Redis write, nor the reverse, and the text stream never holds up the data message.
 """
 
 from __future__ import annotations
@@ -14,24 +18,58 @@ import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
+from livekit.agents.types import (
+    ATTRIBUTE_TRANSCRIPTION_FINAL,
+    ATTRIBUTE_TRANSCRIPTION_SEGMENT_ID,
+    ATTRIBUTE_TRANSCRIPTION_TRACK_ID,
+    TOPIC_TRANSCRIPTION,
+)
 from redis.exceptions import RedisError
 
 from speech.livestore import AgentStore, SegmentEntry
 
-from .messages import Message, to_segment_entry
+from .messages import TRANSCRIPT, TRANSCRIPT_PARTIAL, Message, to_segment_entry
 
 logger = logging.getLogger(__name__)
 
 DATA_TOPIC = "transcription"
-TRANSCRIPT = "transcript"
+# The messages that are captions, with the value of their final flag on lk.transcription.
+CAPTION_FINAL = {TRANSCRIPT: "true", TRANSCRIPT_PARTIAL: "false"}
+
+
+class TextWriter(Protocol):
+    """The part of ``rtc.TextStreamWriter`` the sink uses."""
+
+    async def write(self, text: str) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class DataPublisher(Protocol):
     """The part of ``rtc.LocalParticipant`` the sink uses."""
 
     async def publish_data(self, payload: bytes, *, reliable: bool, topic: str) -> None: ...
+
+    async def stream_text(
+        self, *, topic: str, attributes: dict[str, str] | None, sender_identity: str | None
+    ) -> TextWriter: ...
+
+
+def caption_attributes(message: Message) -> dict[str, str] | None:
+    """The attributes of the message's lk.transcription stream (None if it is no caption), as LiveKit's own."""
+    final = CAPTION_FINAL.get(message.type)
+    if final is None:
+        return None
+    attributes = {
+        ATTRIBUTE_TRANSCRIPTION_SEGMENT_ID: message.payload["segmentId"],
+        ATTRIBUTE_TRANSCRIPTION_FINAL: final,
+    }
+    if message.track_id:  # livekit-agents leaves it out too when it knows no track
+        attributes[ATTRIBUTE_TRANSCRIPTION_TRACK_ID] = message.track_id
+    return attributes
 
 
 class SegmentWriter:
@@ -107,7 +145,8 @@ class SegmentWriter:
 
 
 class TranscriptionSink:
-    """The core's ``emit``: data channel for every message, the durable stream for finals, events for the rest."""
+    """The core's ``emit``: data channel for every message, lk.transcription for captions, the durable stream for
+    finals, events for the rest."""
 
     def __init__(
         self,
@@ -134,7 +173,19 @@ class TranscriptionSink:
             self._queue_segment(message)
         else:
             self._queue_event(message.payload)
-        await self._publish(message)
+        data = json.dumps(message.payload, ensure_ascii=False, separators=(",", ":")).encode()
+        sends = [
+            self._publish(
+                f"a {message.type} message",
+                self.publisher.publish_data(data, reliable=message.reliable, topic=DATA_TOPIC),
+            )
+        ]
+        attributes = caption_attributes(message)
+        if attributes is not None:
+            sends.append(
+                self._publish(f"a {message.type} on {TOPIC_TRANSCRIPTION}", self._stream_caption(message, attributes))
+            )
+        await asyncio.gather(*sends)
 
     async def aclose(self, timeout: float = 30.0) -> None:
         """Write every queued final (bounded by ``timeout``), give pending events a moment, stop."""
@@ -174,12 +225,16 @@ class TranscriptionSink:
             finally:
                 self._events.task_done()
 
-    async def _publish(self, message: Message) -> None:
-        data = json.dumps(message.payload, ensure_ascii=False, separators=(",", ":")).encode()
+    async def _stream_caption(self, message: Message, attributes: dict[str, str]) -> None:
+        """One text stream per caption, sent on behalf of the speaker (LiveKit lets an agent do that)."""
+        writer = await self.publisher.stream_text(
+            topic=TOPIC_TRANSCRIPTION, attributes=attributes, sender_identity=message.payload["speakerId"]
+        )
+        await writer.write(message.payload["text"])
+        await writer.aclose()
+
+    async def _publish(self, what: str, sending: Awaitable[None]) -> None:
         try:
-            await asyncio.wait_for(
-                self.publisher.publish_data(data, reliable=message.reliable, topic=DATA_TOPIC),
-                self.publish_timeout_seconds,
-            )
+            await asyncio.wait_for(sending, self.publish_timeout_seconds)
         except Exception as exc:  # noqa: BLE001 - any LiveKit failure: the Redis side must carry on
-            logger.warning("could not publish a %s message to room %s: %s", message.type, self.room, exc)
+            logger.warning("could not publish %s to room %s: %s", what, self.room, exc)

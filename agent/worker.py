@@ -122,7 +122,7 @@ def epoch_ms() -> int:
 class _Feed:
     """One subscribed audio track being read into the core."""
 
-    track_id: str
+    track_id: str  # the track's sid: the core's id for it, which lk.transcription captions name
     participant: rtc.RemoteParticipant
     stream: FrameStream
     after: asyncio.Task[None] | None = None  # the same track's previous feed, still handing over its frames
@@ -452,9 +452,24 @@ async def entrypoint(ctx: JobContext) -> None:
     await run_job(ctx, AgentStore.from_url(config.redis_url), config, for_record)
 
 
+def room_load(max_rooms: int) -> Callable[[AgentServer], float]:
+    """The worker's load as LiveKit sees it: its running rooms out of AGENT_MAX_ROOMS (full at 1.0).
+
+    Whisper's concurrency is bounded by WHISPER_MAX_CONCURRENT; what a worker takes on is a number of rooms, not
+    a share of a host it may share with Whisper or the platform.
+    """
+
+    def load(server: AgentServer) -> float:
+        return len(server.active_jobs) / max_rooms
+
+    return load
+
+
 def build_server() -> AgentServer:
     """LiveKit's worker, registered as ``stt-live``: explicit dispatch only (the platform's CreateDispatch)."""
     server = AgentServer(
+        load_fnc=room_load(AgentConfig.from_env().max_rooms),
+        load_threshold=1.0,
         port=env_port(HEALTH_PORT_ENV, DEFAULT_HEALTH_PORT),
         setup_fnc=prewarm,
         initialize_process_timeout=PREWARM_TIMEOUT_SECONDS,

@@ -10,6 +10,7 @@ Both sides import this module (it has no Django and no LiveKit imports).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -96,23 +97,28 @@ class SegmentEntry:
     text: str
     language: str = ""
 
-    def to_fields(self) -> dict[str, str]:
+    def to_payload(self) -> dict[str, str | int]:
+        """The fields under their wire names, in the order of the agent's ``transcript`` message (SPEC §7)."""
         return {
-            "transcriptionId": self.transcription_id,
-            "segmentId": self.segment_id,
+            "text": self.text,
             "speakerId": self.speaker_id,
             "speaker": self.speaker,
-            "startMs": str(self.start_ms),
-            "endMs": str(self.end_ms),
-            "text": self.text,
+            "startMs": self.start_ms,
+            "endMs": self.end_ms,
+            "segmentId": self.segment_id,
             "language": self.language,
+            "transcriptionId": self.transcription_id,
         }
 
+    def to_fields(self) -> dict[str, str]:
+        """The stream entry: the wire payload with every value a string (what XADD stores)."""
+        return {name: str(value) for name, value in self.to_payload().items()}
+
     @classmethod
-    def from_fields(cls, data: dict[bytes | str, bytes | str]) -> SegmentEntry:
-        """The entry as PostgreSQL can store it; ValueError (KeyError for a missing field) if it cannot be."""
-        values = {_text(key): _text(value) for key, value in data.items()}
-        entry = cls(
+    def from_payload(cls, values: Mapping[str, Any]) -> SegmentEntry:
+        """The entry a wire payload (or a stream entry's decoded fields) describes, not cleaned; KeyError if one is
+        missing."""
+        return cls(
             transcription_id=values["transcriptionId"],
             segment_id=values["segmentId"],
             speaker_id=values.get("speakerId", ""),
@@ -121,7 +127,12 @@ class SegmentEntry:
             end_ms=int(values["endMs"]),
             text=values["text"],
             language=values.get("language", ""),
-        ).cleaned()
+        )
+
+    @classmethod
+    def from_fields(cls, data: dict[bytes | str, bytes | str]) -> SegmentEntry:
+        """The entry as PostgreSQL can store it; ValueError (KeyError for a missing field) if it cannot be."""
+        entry = cls.from_payload({_text(key): _text(value) for key, value in data.items()}).cleaned()
         if not entry.transcription_id:
             raise ValueError("the transcription id is empty")
         if not 0 < len(entry.segment_id) <= SEGMENT_ID_MAX_CHARS:

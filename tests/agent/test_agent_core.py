@@ -156,6 +156,7 @@ def test_config_defaults_and_environment():
             "WHISPER_FILTER_PHRASES": " Subtitles by the community , ,Goodbye.",
             "REDIS_URL": "redis://127.0.0.1:6379/3",
             "ROOM_EMPTY_TIMEOUT_SECONDS": "5",
+            "AGENT_MAX_ROOMS": "3",
         }
     )
     assert config == AgentConfig(
@@ -168,6 +169,7 @@ def test_config_defaults_and_environment():
         filter_phrases=("Subtitles by the community", "Goodbye."),
         redis_url="redis://127.0.0.1:6379/3",
         room_empty_timeout_seconds=5,
+        max_rooms=3,
     )
     assert AgentConfig.from_env({"STT_LANGUAGE": "auto"}).stt_language == "auto"
 
@@ -182,6 +184,7 @@ def test_config_defaults_and_environment():
         ("MAX_CHUNK_SECONDS", "0.5"),
         ("SPEECH_RMS_THRESHOLD", "5"),
         ("WHISPER_MAX_CONCURRENT", "0"),
+        ("AGENT_MAX_ROOMS", "0"),
         ("WHISPER_MAX_CONCURRENT", "1.5"),
         ("STT_LANGUAGE", "klingon"),
         ("ROOM_EMPTY_TIMEOUT_SECONDS", "-1"),

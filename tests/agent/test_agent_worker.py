@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -738,6 +739,15 @@ def test_the_standin_lets_only_agent_tokens_open_a_worker_socket() -> None:
         plain_get = requests.get(f"http://127.0.0.1:{livekit.port}/agent", timeout=5).status_code
     assert statuses == [401, 401, 401, 101]
     assert plain_get == 404
+
+
+def test_the_worker_counts_its_rooms_not_the_hosts_cpu(monkeypatch) -> None:
+    """livekit-agents' default gate refuses every room while the host's CPU is over 70 %, which Whisper alone
+    reaches: the worker's load is its rooms out of AGENT_MAX_ROOMS instead (LiveKit sees it full at 1.0)."""
+    monkeypatch.setenv("AGENT_MAX_ROOMS", "4")
+    load = worker.build_server().load_fnc
+    running = [SimpleNamespace(active_jobs=[object()] * count) for count in (0, 3, 4)]
+    assert [load(server) for server in running] == [0.0, 0.75, 1.0]
 
 
 @pytest.mark.slow  # a `python -m agent` process

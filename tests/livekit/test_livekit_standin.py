@@ -325,11 +325,15 @@ def test_agent_dispatch_create_list_delete(lk: LiveKitStandIn) -> None:
     assert deleted.state.deleted_at > 0
     assert call(lk, lambda c: c.agent_dispatch.list_dispatch("call")) == []
 
-    absent = error_of(
+    # livekit-server (room.auto_create) creates the room a dispatch names; listing needs the room.
+    absent = error_of(lk, lambda c: c.agent_dispatch.list_dispatch("ghost"))
+    assert (absent.code, absent.status) == ("unavailable", 503)
+    early = call(
         lk,
         lambda c: c.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name="stt-live", room="ghost")),
     )
-    assert (absent.code, absent.status) == ("unavailable", 503)
+    assert lk.get_room("ghost") is not None
+    assert [d.id for d in call(lk, lambda c: c.agent_dispatch.list_dispatch("ghost"))] == [early.id]
 
 
 # ---------------------------------------------------------------------------- authentication and grants

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
@@ -101,20 +102,91 @@ def final(index: int = 0, **overrides) -> messages.Message:
     return messages.transcript(**fields)
 
 
-class RecordingParticipant:
-    """``rtc.LocalParticipant.publish_data`` as the sink calls it; ``fail`` makes it raise as LiveKit's does."""
+@dataclass
+class RecordedStream:
+    """A text stream the fake participant sent: its header (topic, attributes, sender) and what was written."""
 
-    def __init__(self, fail: bool = False) -> None:
+    topic: str
+    attributes: dict[str, str]
+    sender_identity: str
+    text: str = ""
+    closed: bool = False
+
+
+class RecordingTextWriter:
+    """``rtc.TextStreamWriter``: what is written is kept; the stream is recorded as delivered when it is closed."""
+
+    def __init__(self, owner: "RecordingParticipant", stream: RecordedStream) -> None:
+        self.owner, self.stream = owner, stream
+
+    async def write(self, text: str) -> None:
+        if self.owner.stream_failure == "write":
+            raise rtc.StreamError("engine is closed")
+        self.stream.text += text
+
+    async def aclose(self, *, reason: str = "", attributes: dict[str, str] | None = None) -> None:
+        if self.stream.closed:
+            raise RuntimeError("Stream already closed")
+        self.stream.closed = True
+        self.owner.streams.append(self.stream)
+        self.owner.stream_closed.set()
+
+
+class RecordingParticipant:
+    """``rtc.LocalParticipant``'s ``publish_data``, ``stream_text`` and ``send_text`` as the sink calls them.
+
+    ``fail`` makes all of them raise as LiveKit's do when the engine is closed; ``stream_failure`` only the text
+    streams: ``"open"`` (the header), ``"write"`` or ``"hang"`` (the header never acknowledged). ``streams`` lists
+    the text streams in the order they were closed, i.e. delivered whole.
+    """
+
+    def __init__(self, fail: bool = False, *, identity: str = "agent-stt", stream_failure: str = "") -> None:
         self.fail = fail
+        self.identity = identity
+        self.stream_failure = "open" if fail else stream_failure
         self.sent: list[tuple[bytes, bool, str]] = []
+        self.streams: list[RecordedStream] = []
+        self.stream_closed = asyncio.Event()
 
     async def publish_data(self, payload, *, reliable=True, destination_identities=(), topic=""):
         if self.fail:
             raise PublishDataError("engine is closed")
         self.sent.append((payload, reliable, topic))
 
+    async def stream_text(
+        self,
+        *,
+        destination_identities=None,
+        topic="",
+        attributes=None,
+        stream_id=None,
+        reply_to_id=None,
+        total_size=None,
+        sender_identity=None,
+    ) -> RecordingTextWriter:
+        if self.stream_failure == "open":
+            raise rtc.StreamError("engine is closed")
+        if self.stream_failure == "hang":
+            await asyncio.Event().wait()
+        stream = RecordedStream(topic, dict(attributes or {}), sender_identity or self.identity)
+        return RecordingTextWriter(self, stream)
+
+    async def send_text(
+        self, text, *, destination_identities=None, topic="", attributes=None, reply_to_id=None, compress=True
+    ) -> None:
+        writer = await self.stream_text(topic=topic, attributes=attributes)
+        await writer.write(text)
+        await writer.aclose()
+
     def payloads(self) -> list[dict]:
         return [json.loads(payload) for payload, _, _ in self.sent]
+
+    async def next_stream(self, after: int = 0, timeout: float = 5.0) -> RecordedStream:
+        """The text stream delivered after the first ``after`` ones, waiting for it."""
+        while len(self.streams) <= after:
+            self.stream_closed.clear()
+            await asyncio.wait_for(self.stream_closed.wait(), timeout)
+        return self.streams[after]
 
 
 class FakeTrack:

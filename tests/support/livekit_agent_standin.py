@@ -19,7 +19,9 @@ pkg/service/agentservice.go and pkg/agent/worker.go, not guessed):
 * Room joins: a job connecting to its room reaches ``/rtc/v1`` (then the legacy ``/rtc`` and ``/rtc/validate``)
   on the same host. Each request is recorded as a ``RoomJoin`` (the token's verified claims, the decoded v1
   ``JoinRequest``) and refused with a 404: the stand-in runs no rooms, no signalling and no media (no WebRTC),
-  so a job that gets that far fails to connect, after livekit's own retries (about half a second).
+  so a job that gets that far fails to connect, after livekit's own retries (about half a second). That is when it
+  runs alone; ``tests.sfu.LiveKitServer`` mounts ``/agent`` (``add_routes``) next to the SFU stand-in's ``/rtc`` on
+  one port, and there the job really joins its room.
 
 Everything it received is kept (``received``: worker id and decoded message; ``room_joins``) for assertions.
 """
@@ -34,6 +36,7 @@ import string
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -178,9 +181,24 @@ class AgentWorkerStandIn:
         self, room_name: str, metadata: str = "", *, agent_name: str | None = None, timeout: float = 15.0
     ) -> DispatchedJob:
         """An agent dispatch reaching a registered worker: availability request, then the assignment."""
-        assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(self._dispatch(room_name, metadata, agent_name), self._loop)
-        return future.result(timeout)
+        return self.dispatch_soon(models.Room(sid=guid("RM_"), name=room_name), metadata, agent_name).result(timeout)
+
+    def dispatch_soon(
+        self, room: models.Room, metadata: str = "", agent_name: str | None = None, dispatch_id: str = ""
+    ) -> Future[DispatchedJob]:
+        """``dispatch`` without waiting, for the room as the server knows it (what CreateDispatch triggers)."""
+        assert self._loop is not None, "the agent-worker stand-in is not running"
+        work = self._dispatch(room, metadata, agent_name, dispatch_id or guid("AD_"))
+        return asyncio.run_coroutine_threadsafe(work, self._loop)
+
+    def add_routes(self, app: web.Application) -> None:
+        """Serve ``/agent`` from ``app`` (another stand-in's): how it shares a port with the SFU's ``/rtc``."""
+        app.router.add_get("/agent", self._agent)
+        app.on_startup.append(self._attach)
+        app.on_shutdown.append(lambda _app: self._close_workers())
+
+    async def _attach(self, _app: web.Application) -> None:
+        self._loop = asyncio.get_running_loop()
 
     # ---------------------------------------------------------------- server
 
@@ -188,7 +206,7 @@ class AgentWorkerStandIn:
         assert self._loop is not None
         asyncio.set_event_loop(self._loop)
         app = web.Application()
-        app.router.add_get("/agent", self._agent)
+        self.add_routes(app)
         app.router.add_route("*", "/rtc{rest:.*}", self._rtc)
         self._runner = web.AppRunner(app, handle_signals=False)
         self._loop.run_until_complete(self._runner.setup())
@@ -200,10 +218,12 @@ class AgentWorkerStandIn:
         self._loop.close()
 
     async def _shutdown(self) -> None:
-        for worker in list(self.workers.values()):
-            await worker.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _close_workers(self) -> None:
+        for worker in list(self.workers.values()):
+            await worker.ws.close()
 
     async def _rtc(self, request: web.Request) -> web.StreamResponse:
         """A room join (signal WebSocket ``/rtc/v1``, legacy ``/rtc``, ``/rtc/validate``): recorded, then refused."""
@@ -282,7 +302,9 @@ class AgentWorkerStandIn:
                 if job is not None:
                     job.updates.append(message.update_job)
 
-    async def _dispatch(self, room_name: str, metadata: str, agent_name: str | None) -> DispatchedJob:
+    async def _dispatch(
+        self, room: models.Room, metadata: str, agent_name: str | None, dispatch_id: str
+    ) -> DispatchedJob:
         candidates = [
             w
             for w in self.registered()
@@ -295,9 +317,9 @@ class AgentWorkerStandIn:
         assert worker.registration is not None
         job = agent.Job(
             id=guid("AJ_"),
-            dispatch_id=guid("AD_"),
+            dispatch_id=dispatch_id,
             type=agent.JT_ROOM,
-            room=models.Room(sid=guid("RM_"), name=room_name),
+            room=room,
             metadata=metadata,
             agent_name=worker.registration.agent_name,
         )

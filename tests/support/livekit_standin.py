@@ -34,9 +34,10 @@ LiveKit behaviour assumed (read from livekit-server's pkg/service and livekit/ps
   exist"), GetParticipant ("participant does not exist"), RemoveParticipant ("participant not
   found"), StopEgress ("egress does not exist"), ListIngress/DeleteIngress by id ("ingress does not
   exist"), StartRoomCompositeEgress on an unknown room. ListParticipants on an unknown room returns
-  an empty list. MutePublishedTrack on an absent participant and agent-dispatch calls on an absent
-  room go through an internal RPC nobody listens to: ``unavailable`` "no response from servers"
+  an empty list. MutePublishedTrack on an absent participant and ListDispatch / DeleteDispatch on an
+  absent room go through an internal RPC nobody listens to: ``unavailable`` "no response from servers"
   (HTTP 503; the real server answers after its RPC selection timeout, the stand-in at once).
+  CreateDispatch on an absent room creates it first, as livekit-server does with room.auto_create on.
 * CreateRoom on an existing room returns it, updating empty_timeout / max_participants / metadata
   when given. New rooms get empty_timeout 300 and departure_timeout 20 (livekit-server defaults).
   Rooms never close by themselves here: call ``end_room``.
@@ -70,12 +71,12 @@ import socket
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import jwt
 import requests
@@ -201,6 +202,32 @@ class WebhookDelivery:
     response_headers: dict[str, str] = field(default_factory=dict)
 
 
+class LiveRooms(Protocol):
+    """Rooms with real participants behind the simulated state (the SFU stand-in): server-API calls that act on a
+    participant or a room are passed on, without waiting, after the simulated state changed."""
+
+    def remove_participant(self, room: str, identity: str, reason: int) -> object: ...
+
+    def close_room(self, room: str, reason: int) -> object: ...
+
+    def mute_track(self, room: str, identity: str, sid: str, muted: bool) -> object: ...
+
+    def update_participant(
+        self,
+        room: str,
+        identity: str,
+        *,
+        name: str = "",
+        metadata: str = "",
+        attributes: Mapping[str, str] | None = None,
+        grants: models.ParticipantPermission | None = None,
+    ) -> object: ...
+
+    def send_data(self, room: str, packet: models.DataPacket) -> object: ...
+
+    def dispatch(self, dispatch: agent_dispatch.AgentDispatch, room: models.Room) -> object: ...
+
+
 _SERVED: dict[tuple[str, str], str] = {}
 F = TypeVar("F", bound=Callable[..., Message])
 
@@ -309,6 +336,7 @@ class LiveKitStandIn:
         self.delay_seconds = 0.0
         self.enable_remote_unmute = False
         self.auto_activate_egress = True
+        self.live: LiveRooms | None = None
         self.calls: list[ReceivedCall] = []
         self.webhooks_sent: list[WebhookDelivery] = []
         self._lock = threading.RLock()
@@ -545,6 +573,8 @@ class LiveKitStandIn:
             raise _denied()
         self._require_room(req.room)
         self._close_room(req.room, models.DisconnectReason.ROOM_DELETED, models.ROOM_END_API_DELETE)
+        if self.live is not None:
+            self.live.close_room(req.room, models.DisconnectReason.ROOM_DELETED)
         return room.DeleteRoomResponse()
 
     @_serves("RoomService", "ListParticipants")
@@ -570,6 +600,8 @@ class LiveKitStandIn:
         if req.identity not in self.participants.get(req.room, {}):
             raise TwirpReplyError("not_found", "participant not found")
         self._depart(req.room, req.identity, models.DisconnectReason.PARTICIPANT_REMOVED)
+        if self.live is not None:
+            self.live.remove_participant(req.room, req.identity, models.DisconnectReason.PARTICIPANT_REMOVED)
         return room.RemoveParticipantResponse()
 
     @_serves("RoomService", "MutePublishedTrack")
@@ -580,6 +612,8 @@ class LiveKitStandIn:
         participant = self._rpc_target_participant(req.room, req.identity)
         if not req.muted and not self.enable_remote_unmute:
             raise TwirpReplyError("failed_precondition", "remote unmute not enabled")
+        if self.live is not None:
+            self.live.mute_track(req.room, req.identity, req.track_sid, req.muted)
         for track in participant.tracks:
             if track.sid == req.track_sid:
                 track.muted = req.muted
@@ -604,6 +638,11 @@ class LiveKitStandIn:
         if req.HasField("permission"):
             participant.permission.CopyFrom(req.permission)
         participant.version += 1
+        if self.live is not None:
+            grants = req.permission if req.HasField("permission") else None
+            self.live.update_participant(
+                req.room, req.identity, name=req.name, metadata=req.metadata, attributes=req.attributes, grants=grants
+            )
         return _copy(participant)
 
     @_serves("RoomService", "UpdateRoomMetadata")
@@ -621,6 +660,18 @@ class LiveKitStandIn:
                 "invalid_argument", f"nonce should be 16-bytes or not present, got: {len(req.nonce)} bytes"
             )
         self._rpc_target_room(req.room)
+        if self.live is not None:
+            packet = models.DataPacket(
+                kind=req.kind,
+                destination_identities=req.destination_identities,
+                user=models.UserPacket(
+                    payload=req.data,
+                    topic=req.topic if req.HasField("topic") else None,
+                    destination_identities=req.destination_identities,
+                    nonce=req.nonce,
+                ),
+            )
+            self.live.send_data(req.room, packet)
         return room.SendDataResponse()
 
     # ---------------------------------------------------------------- Egress
@@ -745,7 +796,8 @@ class LiveKitStandIn:
         self, req: agent_dispatch.CreateAgentDispatchRequest, video: api.VideoGrants
     ) -> agent_dispatch.AgentDispatch:
         _require_admin(video, req.room)
-        self._rpc_target_room(req.room)
+        # livekit-server creates the room first (room.auto_create, on by default): the agent may come before anyone.
+        target = self.rooms.get(req.room) or self.add_room(req.room)
         dispatch = agent_dispatch.AgentDispatch(
             id=guid("AD_"),
             agent_name=req.agent_name,
@@ -757,6 +809,8 @@ class LiveKitStandIn:
             state=agent_dispatch.AgentDispatchState(created_at=_now_ns()),
         )
         self.dispatches.setdefault(req.room, {})[dispatch.id] = dispatch
+        if self.live is not None:
+            self.live.dispatch(_copy(dispatch), _copy(target))
         return _copy(dispatch)
 
     @_serves("AgentDispatchService", "ListDispatch")
@@ -917,6 +971,36 @@ class LiveKitStandIn:
             members[identity] = participant
             self._refresh_room(room_name)
             return _copy(participant)
+
+    def adopt_room(self, info: models.Room) -> None:
+        """A room the SFU opened (its first participant joined): listed as it is, unless already known."""
+        with self._lock:
+            if info.name not in self.rooms:
+                adopted = _copy(info)
+                adopted.empty_timeout = adopted.empty_timeout or 300
+                adopted.departure_timeout = adopted.departure_timeout or 20
+                self.rooms[info.name] = adopted
+                self.participants[info.name] = {}
+
+    def put_participant(self, room_name: str, info: models.ParticipantInfo) -> None:
+        """A participant of a live room as the SFU sees it now (joined, published, updated)."""
+        with self._lock:
+            if room_name in self.rooms:
+                self.participants[room_name][info.identity] = _copy(info)
+                self._refresh_room(room_name)
+
+    def drop_participant(self, room_name: str, info: models.ParticipantInfo) -> None:
+        """A participant left a live room (unless the server API removed it already, or it was replaced)."""
+        with self._lock:
+            current = self.participants.get(room_name, {}).get(info.identity)
+            if current is not None and current.sid == info.sid:
+                self._depart(room_name, info.identity, info.disconnect_reason)
+
+    def drop_room(self, name: str) -> None:
+        """A live room finished (its last participant left; DeleteRoom closed it already)."""
+        with self._lock:
+            if name in self.rooms:
+                self._close_room(name, models.DisconnectReason.ROOM_CLOSED, models.ROOM_END_IDLE_TIMEOUT)
 
     def publish_track(self, room_name: str, identity: str, track: str | models.TrackInfo = "audio") -> models.TrackInfo:
         """A joined participant publishes one more track."""
