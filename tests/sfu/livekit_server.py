@@ -19,9 +19,8 @@ server over one set of rooms. ``LiveKitServer`` does the same with the three sta
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from types import TracebackType
 from typing import Any
 
 import requests
@@ -29,6 +28,7 @@ from aiohttp import ClientSession, web
 from livekit.protocol import agent_dispatch, models
 
 from tests.sfu.server import Event, SFUStandIn
+from tests.support.background import Running
 from tests.support.livekit_agent_standin import AgentWorkerStandIn, DispatchedJob
 from tests.support.livekit_standin import LiveKitStandIn
 
@@ -73,7 +73,7 @@ def forward_to(target: str) -> Callable[[web.Application], None]:
     return add
 
 
-class LiveKitServer:
+class LiveKitServer(Running):
     """The whole LiveKit stand-in on ``host:port`` (0: an ephemeral port). Context manager or start/stop."""
 
     def __init__(
@@ -93,7 +93,8 @@ class LiveKitServer:
             api_key, api_secret, host=host, port=port, more_routes=self._add_routes, room_source=self.twirp.get_room
         )
         self.sfu.listeners.append(self._mirror)
-        self.twirp.live = self
+        self.twirp.live = self.sfu
+        self.twirp.dispatcher = self.dispatch
         self.dispatched: list[Future[DispatchedJob]] = []
         self._webhooks: ThreadPoolExecutor | None = None
 
@@ -111,14 +112,6 @@ class LiveKitServer:
         if self._webhooks is not None:
             self._webhooks.shutdown(wait=True)
             self._webhooks = None
-
-    def __enter__(self) -> LiveKitServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -171,33 +164,7 @@ class LiveKitServer:
         except requests.RequestException as error:
             log.warning("webhook %s not delivered: %s", kind, error)
 
-    # ---------------------------------------------------------------- server API -> live rooms (LiveRooms)
-
-    def remove_participant(self, room: str, identity: str, reason: int) -> object:
-        return self.sfu.remove_participant(room, identity, reason)
-
-    def close_room(self, room: str, reason: int) -> object:
-        return self.sfu.close_room(room, reason)
-
-    def mute_track(self, room: str, identity: str, sid: str, muted: bool) -> object:
-        return self.sfu.mute_track(room, identity, sid, muted)
-
-    def update_participant(
-        self,
-        room: str,
-        identity: str,
-        *,
-        name: str = "",
-        metadata: str = "",
-        attributes: Mapping[str, str] | None = None,
-        grants: models.ParticipantPermission | None = None,
-    ) -> object:
-        return self.sfu.update_participant(
-            room, identity, name=name, metadata=metadata, attributes=attributes, grants=grants
-        )
-
-    def send_data(self, room: str, packet: models.DataPacket) -> object:
-        return self.sfu.send_data(room, packet)
+    # ---------------------------------------------------------------- server API -> agent workers
 
     def dispatch(self, dispatch: agent_dispatch.AgentDispatch, room: models.Room) -> object:
         """CreateDispatch: the job offered to a registered worker with that agent name (kept in ``dispatched``)."""

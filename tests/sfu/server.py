@@ -46,7 +46,6 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeVar
 
 import jwt
@@ -68,6 +67,7 @@ from tests.sfu.state import (
     participant_kind,
     permission,
 )
+from tests.support.background import BackgroundAiohttpServer
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,10 @@ class JoinRefusedError(Exception):
         self.message = message
 
 
-class SFUStandIn:
+class SFUStandIn(BackgroundAiohttpServer):
     """livekit-server's ``/rtc`` endpoint with real WebRTC media and data. Context manager or start/stop."""
+
+    name = "SFU stand-in"
 
     def __init__(
         self,
@@ -114,10 +116,9 @@ class SFUStandIn:
         more_routes: Callable[[web.Application], None] | None = None,
         room_source: Callable[[str], models.Room | None] | None = None,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.api_key = api_key
         self.api_secret = api_secret
-        self.host = host
-        self.port = port
         self._more_routes = more_routes
         self._room_source = room_source
         self.events: list[Event] = []
@@ -125,39 +126,13 @@ class SFUStandIn:
         self._rooms: dict[str, Room] = {}
         self._verifier = api.TokenVerifier(api_key, api_secret)
         self._changed = threading.Condition(threading.RLock())
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> SFUStandIn:
         keep_ice_on_loopback()
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="sfu-standin", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the SFU stand-in did not start")
-        return self
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(20)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> SFUStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        return super().start()
 
     @property
     def url(self) -> str:
@@ -230,15 +205,15 @@ class SFUStandIn:
 
     def remove_participant(self, room: str, identity: str, reason: int = models.PARTICIPANT_REMOVED) -> Future[None]:
         """RemoveParticipant: a LeaveRequest with ``reason``, then the participant is gone."""
-        return self._soon(self._evict_identity(room, identity, reason))
+        return self.soon(self._evict_identity(room, identity, reason))
 
     def close_room(self, room: str, reason: int = models.ROOM_DELETED) -> Future[None]:
         """DeleteRoom: everyone gets a LeaveRequest with ``reason`` and the room finishes."""
-        return self._soon(self._evict_all(room, reason))
+        return self.soon(self._evict_all(room, reason))
 
     def mute_track(self, room: str, identity: str, sid: str, muted: bool) -> Future[None]:
         """MutePublishedTrack: the publisher is told to mute (``SignalResponse.mute``) and the others updated."""
-        return self._soon(self._mute_remotely(room, identity, sid, muted))
+        return self.soon(self._mute_remotely(room, identity, sid, muted))
 
     def update_participant(
         self,
@@ -251,15 +226,11 @@ class SFUStandIn:
         grants: models.ParticipantPermission | None = None,
     ) -> Future[None]:
         """UpdateParticipant: a ParticipantUpdate to the participant and everyone else."""
-        return self._soon(self._update_remotely(room, identity, name, metadata, dict(attributes or {}), grants))
+        return self.soon(self._update_remotely(room, identity, name, metadata, dict(attributes or {}), grants))
 
     def send_data(self, room: str, packet: models.DataPacket) -> Future[None]:
         """SendData: a DataPacket with no sender to the room (only to its ``destination_identities`` when set)."""
-        return self._soon(self._send_from_server(room, packet))
-
-    def _soon(self, work: Coroutine[Any, Any, None]) -> Future[None]:
-        assert self._loop is not None, "the SFU stand-in is not running"
-        return asyncio.run_coroutine_threadsafe(work, self._loop)
+        return self.soon(self._send_from_server(room, packet))
 
     def _find(self, room: str, identity: str) -> Participant | None:
         found = self._rooms.get(room)
@@ -318,21 +289,10 @@ class SFUStandIn:
 
     # ---------------------------------------------------------------- server
 
-    def _serve(self, ready: threading.Event) -> None:
-        assert self._loop is not None
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
+    def serve_routes(self, app: web.Application) -> None:
         self.add_routes(app)
         if self._more_routes is not None:
             self._more_routes(app)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, self.host, self.port)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        ready.set()
-        self._loop.run_forever()
-        self._loop.close()
 
     async def _close_rooms(self) -> None:
         """Server shutdown: every participant disconnected, every room finished."""
@@ -343,9 +303,7 @@ class SFUStandIn:
                 await self._remove(participant)
 
     async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super()._shutdown()
         # What aiortc left running (encoders, decoders of closed connections) ends with the loop, not after it.
         leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
         for task in leftovers:

@@ -39,13 +39,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
-from types import TracebackType
 from typing import Any, TypeVar
 
 import jwt
 from aiohttp import WSMsgType, web
 from livekit import api
 from livekit.protocol import agent, models, rtc
+
+from tests.support.background import BackgroundAiohttpServer
 
 ASSIGN_JOB_TIMEOUT = 10.0  # livekit-server's AssignJobTimeout
 AGENT_NAME_ATTRIBUTE = "lk.agent_name"
@@ -102,14 +103,16 @@ def _join_request(encoded: str | None) -> rtc.JoinRequest | None:
     return rtc.JoinRequest.FromString(payload)
 
 
-class AgentWorkerStandIn:
+class AgentWorkerStandIn(BackgroundAiohttpServer):
     """livekit-server's ``/agent`` endpoint as a livekit-agents worker sees it. Context manager or start/stop."""
 
+    name = "agent-worker stand-in"
+    stop_timeout = 10.0
+
     def __init__(self, api_key: str, api_secret: str, *, host: str = "127.0.0.1") -> None:
+        super().__init__(host=host)
         self.api_key = api_key
         self.api_secret = api_secret
-        self.host = host
-        self.port = 0
         self.workers: dict[str, ConnectedWorker] = {}
         self.jobs: dict[str, DispatchedJob] = {}
         self.received: list[tuple[str, agent.WorkerMessage]] = []  # (worker id, message)
@@ -117,37 +120,8 @@ class AgentWorkerStandIn:
         self.room_joins: list[RoomJoin] = []
         self._verifier = api.TokenVerifier(api_key, api_secret)
         self._lock = threading.RLock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     # ---------------------------------------------------------------- lifecycle
-
-    def start(self) -> AgentWorkerStandIn:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="agent-standin", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the agent-worker stand-in did not start")
-        return self
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> AgentWorkerStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -187,9 +161,7 @@ class AgentWorkerStandIn:
         self, room: models.Room, metadata: str = "", agent_name: str | None = None, dispatch_id: str = ""
     ) -> Future[DispatchedJob]:
         """``dispatch`` without waiting, for the room as the server knows it (what CreateDispatch triggers)."""
-        assert self._loop is not None, "the agent-worker stand-in is not running"
-        work = self._dispatch(room, metadata, agent_name, dispatch_id or guid("AD_"))
-        return asyncio.run_coroutine_threadsafe(work, self._loop)
+        return self.soon(self._dispatch(room, metadata, agent_name, dispatch_id or guid("AD_")))
 
     def add_routes(self, app: web.Application) -> None:
         """Serve ``/agent`` from ``app`` (another stand-in's): how it shares a port with the SFU's ``/rtc``."""
@@ -202,24 +174,9 @@ class AgentWorkerStandIn:
 
     # ---------------------------------------------------------------- server
 
-    def _serve(self, ready: threading.Event) -> None:
-        assert self._loop is not None
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
+    def serve_routes(self, app: web.Application) -> None:
         self.add_routes(app)
         app.router.add_route("*", "/rtc{rest:.*}", self._rtc)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, self.host, 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        ready.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _close_workers(self) -> None:
         for worker in list(self.workers.values()):

@@ -75,7 +75,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 import jwt
@@ -86,6 +85,8 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 from livekit import api
 from livekit.protocol import agent_dispatch, egress, ingress, models, room, webhook
+
+from tests.support.background import Running
 
 TWIRP_PREFIX = "/twirp/"
 PROTOBUF = "application/protobuf"
@@ -225,8 +226,6 @@ class LiveRooms(Protocol):
 
     def send_data(self, room: str, packet: models.DataPacket) -> object: ...
 
-    def dispatch(self, dispatch: agent_dispatch.AgentDispatch, room: models.Room) -> object: ...
-
 
 _SERVED: dict[tuple[str, str], str] = {}
 F = TypeVar("F", bound=Callable[..., Message])
@@ -305,7 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class LiveKitStandIn:
+class LiveKitStandIn(Running):
     """A LiveKit server as livekit-api sees it over HTTP: Twirp + JWT grants + simulated state + webhooks.
 
     Use it as a context manager (``with LiveKitStandIn(key, secret) as lk: ...``) or ``start()`` /
@@ -337,6 +336,8 @@ class LiveKitStandIn:
         self.enable_remote_unmute = False
         self.auto_activate_egress = True
         self.live: LiveRooms | None = None
+        # CreateDispatch's hand-over to agent workers (the agent-worker stand-in), after the dispatch is recorded.
+        self.dispatcher: Callable[[agent_dispatch.AgentDispatch, models.Room], object] | None = None
         self.calls: list[ReceivedCall] = []
         self.webhooks_sent: list[WebhookDelivery] = []
         self._lock = threading.RLock()
@@ -375,14 +376,6 @@ class LiveKitStandIn:
     @property
     def running(self) -> bool:
         return self._server is not None
-
-    def __enter__(self) -> LiveKitStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -809,8 +802,8 @@ class LiveKitStandIn:
             state=agent_dispatch.AgentDispatchState(created_at=_now_ns()),
         )
         self.dispatches.setdefault(req.room, {})[dispatch.id] = dispatch
-        if self.live is not None:
-            self.live.dispatch(_copy(dispatch), _copy(target))
+        if self.dispatcher is not None:
+            self.dispatcher(_copy(dispatch), _copy(target))
         return _copy(dispatch)
 
     @_serves("AgentDispatchService", "ListDispatch")
